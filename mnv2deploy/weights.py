@@ -1,0 +1,240 @@
+"""Where weights come from and the input contract they carry.
+
+``resolve_weights`` turns what a user typed (``default``, ``imagenet``, ``random`` or a path) into a frozen
+``WeightsSpec``; ``load_reference`` builds the model and loads the weights without ever unpickling code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .contract import IMAGENET_MEAN, IMAGENET_STD, InputContract
+from .errors import BadWeightsError, MissingToolError, UsageError
+
+DATA_DIR = Path(str(resources.files("mnv2deploy") / "_data"))
+DEFAULT_CHECKPOINT = DATA_DIR / "mobilenet_v2_cifar10.pt"
+DEFAULT_META = DATA_DIR / "default_weights.json"
+
+IMAGENET_URL = "https://download.pytorch.org/models/mobilenet_v2-7ebf99e0.pth"
+# torchvision names its files <name>-<first 8 hex of sha256>.pth; torch.hub checks that prefix the same way.
+IMAGENET_SHA256_PREFIX = "7ebf99e0"
+IMAGENET_CONTRACT = InputContract(resolution=224, resize=232, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+RANDOM_SEED = 0
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    id: str  # "default", "imagenet", "random" or "file"
+    width_mult: float
+    num_classes: int
+    contract: InputContract
+    path: Path | None = None
+    url: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "width_mult": self.width_mult, "num_classes": self.num_classes,
+                "path": str(self.path) if self.path else None, "url": self.url}
+
+
+@lru_cache(maxsize=1)
+def default_meta() -> dict[str, Any]:
+    try:
+        return json.loads(DEFAULT_META.read_text())
+    except FileNotFoundError:
+        raise BadWeightsError(f"the embedded default is missing ({DEFAULT_META})",
+                              "reinstall mnv2deploy or run scripts/train_default.py") from None
+
+
+def default_contract() -> InputContract:
+    m = default_meta()
+    r = int(m["resolution"])
+    return InputContract(resolution=r, resize=r, mean=tuple(m["mean"]), std=tuple(m["std"]), labels=tuple(m["labels"]))
+
+
+def cache_dir() -> Path:
+    """Per-user cache (XDG), overridable with MNV2DEPLOY_CACHE."""
+    env = os.environ.get("MNV2DEPLOY_CACHE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mnv2deploy"))
+
+
+def resolve_weights(weights: str | os.PathLike | None = "default", width_mult: float | None = None,
+                    num_classes: int | None = None, resolution: int | None = None) -> WeightsSpec:
+    """The spec for a weights choice; width/classes/resolution default to what the weights were made for."""
+    w = "default" if weights is None else weights
+    if w == "default":
+        m = default_meta()
+        _require_same("embedded default", "width", width_mult, m["width_mult"])
+        _require_same("embedded default", "num_classes", num_classes, m["num_classes"])
+        contract = default_contract()
+        return WeightsSpec("default", m["width_mult"], m["num_classes"], contract.at_resolution(resolution or contract.resolution),
+                           path=DEFAULT_CHECKPOINT, meta=m)
+    if w == "imagenet":
+        _require_same("imagenet", "width", width_mult, 1.0)
+        _require_same("imagenet", "num_classes", num_classes, 1000)
+        return WeightsSpec("imagenet", 1.0, 1000, IMAGENET_CONTRACT.at_resolution(resolution or 224),
+                           path=cache_dir() / "weights" / Path(IMAGENET_URL).name, url=IMAGENET_URL)
+    if w == "random":
+        return WeightsSpec("random", width_mult or 1.0, num_classes or 1000,
+                           IMAGENET_CONTRACT.at_resolution(resolution or 224), meta={"seed": RANDOM_SEED})
+    path = Path(w)
+    if not path.is_file():
+        raise UsageError(f"--weights {w}: not 'default', 'imagenet', 'random' or an existing file",
+                         "pass one of those names or the path of a state_dict file")
+    return WeightsSpec("file", width_mult or 1.0, num_classes or 1000,
+                       IMAGENET_CONTRACT.at_resolution(resolution or 224), path=path.resolve())
+
+
+def _require_same(what: str, name: str, given: Any, expected: Any) -> None:
+    if given is not None and given != expected:
+        raise UsageError(f"{what} weights have {name} {expected}, not {given}",
+                         f"drop --{name.replace('_', '-')} or use --weights random|PATH")
+
+
+def fetch_imagenet(spec: WeightsSpec) -> Path:
+    """Download torchvision's IMAGENET1K_V2 into the cache once (with progress), verify, reuse."""
+    assert spec.path is not None and spec.url is not None
+    if spec.path.is_file():
+        _verify_prefix(spec.path)
+        return spec.path
+    from .fileio import atomic_path
+
+    try:
+        with urllib.request.urlopen(spec.url, timeout=20) as resp, atomic_path(spec.path) as tmp:
+            total = int(resp.headers.get("Content-Length") or 0)
+            from rich.progress import Progress
+
+            with Progress(transient=True, console=_stderr_console()) as bar, open(tmp, "wb") as out:
+                task = bar.add_task(f"downloading {spec.path.name}", total=total or None)
+                for chunk in iter(lambda: resp.read(1 << 16), b""):
+                    out.write(chunk)
+                    bar.advance(task, len(chunk))
+            _verify_prefix(tmp)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise MissingToolError(
+            f"cannot download {spec.url} ({getattr(e, 'reason', e)})",
+            f"fetch it elsewhere and drop it at {spec.path}, or pass --weights PATH") from None
+    return spec.path
+
+
+def _verify_prefix(path: Path) -> None:
+    from .fileio import sha256_file
+
+    digest = sha256_file(path)
+    if not digest.startswith(IMAGENET_SHA256_PREFIX):
+        raise BadWeightsError(f"{path} has sha256 {digest[:12]}..., expected {IMAGENET_SHA256_PREFIX}...",
+                              "delete it and download again")
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """Load a checkpoint without executing code; accepts a bare state_dict or {'state_dict'|'model': ...}."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise BadWeightsError(f"{path} is refused: it is not a plain tensor checkpoint ({str(e).splitlines()[0][:160]})",
+                              "save weights with torch.save(model.state_dict(), path)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise BadWeightsError(f"{path} is not a readable checkpoint ({str(e).splitlines()[0][:160]})",
+                              "check the file is complete, e.g. re-download or re-save it") from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise BadWeightsError(f"{path} does not hold a state_dict of tensors", "save model.state_dict(), not the model")
+    return obj
+
+
+def guess_architecture(state: dict[str, Any]) -> str:
+    """'width W, N classes' as far as the file tells, for error hints."""
+    parts = []
+    stem, head = state.get("features.0.0.weight"), state.get("classifier.1.weight")
+    if stem is not None and getattr(stem, "ndim", 0) == 4:
+        parts.append(f"stem {stem.shape[0]} channels (width {stem.shape[0] / 32:g}x)")
+    if head is not None and getattr(head, "ndim", 0) == 2:
+        parts.append(f"{head.shape[0]} classes")
+    return ", ".join(parts) or "not a MobileNetV2 layout"
+
+
+def load_state_into(model: Any, state: dict[str, Any], source: str) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        detail = "; ".join(filter(None, [
+            f"missing {_few(missing)}" if missing else "", f"unexpected {_few(unexpected)}" if unexpected else "",
+            f"wrong shapes {_few(wrong)}" if wrong else ""]))
+        raise BadWeightsError(f"{source} does not fit MobileNetV2 width {model.width_mult:g} / {model.num_classes} classes: {detail}",
+                              f"the file looks like {guess_architecture(state)}; set --width/--num-classes to match")
+    model.load_state_dict(state)
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A loaded PyTorch reference: the model in eval mode, where it came from, and its weights' sha256."""
+    model: Any
+    spec: WeightsSpec
+    weights_sha256: str | None
+
+
+def load_reference(spec: WeightsSpec) -> Reference:
+    import torch
+
+    from .fileio import sha256_file
+    from .model import build
+
+    if spec.id == "random":
+        torch.manual_seed(spec.meta.get("seed", RANDOM_SEED))
+    model = build(spec.width_mult, spec.num_classes)
+    digest = None
+    if spec.id != "random":
+        path = fetch_imagenet(spec) if spec.id == "imagenet" else spec.path
+        assert path is not None
+        if spec.id == "default" and not path.is_file():
+            raise BadWeightsError(f"the embedded default checkpoint is missing ({path})", "reinstall mnv2deploy")
+        load_state_into(model, read_state_dict(path), str(path))
+        digest = sha256_file(path)
+    return Reference(model.eval(), spec, digest)
+
+
+def mobilenet_v2(width_mult: float = 1.0, num_classes: int = 1000, weights: str | os.PathLike | None = None):
+    """The public builder: random init (``weights=None``), ``"imagenet"``, ``"default"`` or a state_dict path."""
+    if weights is None:
+        from .model import build
+
+        return build(width_mult, num_classes)
+    spec = resolve_weights(weights, width_mult if weights not in ("default", "imagenet") else None,
+                           num_classes if weights not in ("default", "imagenet") else None)
+    model = load_reference(spec).model
+    model.weights_spec = spec
+    return model
+
