@@ -12,7 +12,7 @@ from .contract import InputContract
 from .errors import BadDataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs well below PIL's default warning level
+MAX_PIXELS = 64_000_000  # refuse decompression bombs: checked from the header, before decoding
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,9 @@ def load_image_folder(root: Path, contract: InputContract, samples: int | None =
     for path, _ in picked:
         try:
             with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise BadDataError(f"image {path} is {img.width}x{img.height}, over the {MAX_PIXELS:,}-pixel limit",
+                                       "downscale it; such sizes are refused as possible decompression bombs")
                 img.load()
                 arrays.append(preprocess(_to_8bit(img), contract))
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:

@@ -147,6 +147,7 @@ def _stderr_console():
 def read_state_dict(path: Path) -> dict[str, Any]:
     """Load a checkpoint without executing code; accepts a bare state_dict or {'state_dict'|'model': ...}."""
     import pickle
+    import struct
     import zipfile
 
     import torch
@@ -156,7 +157,8 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as e:
         raise BadWeightsError(f"{path} is refused: it is not a plain tensor checkpoint ({str(e).splitlines()[0][:160]})",
                               "save weights with torch.save(model.state_dict(), path)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, struct.error) as e:
+        # a non-checkpoint file fails inside the legacy unpickler with any of these
         raise BadWeightsError(f"{path} is not a readable checkpoint ({str(e).splitlines()[0][:160]})",
                               "check the file is complete, e.g. re-download or re-save it") from None
     if isinstance(obj, dict):
