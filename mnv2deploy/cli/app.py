@@ -9,7 +9,6 @@ import importlib
 import sys
 import traceback
 
-import click
 import typer
 
 from ..errors import Mnv2Error
@@ -38,12 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="mnv2deploy", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
+    except typer.TyperException as e:  # typer's own click: bad option values, unknown commands
         e.show()
-        return e.exit_code  # click uses 2 for usage errors
-    except click.exceptions.Abort:
+        return getattr(e, "exit_code", 2)
+    except typer.Abort:
         print("error: aborted", file=sys.stderr)
         return 130
     except Mnv2Error as e:
