@@ -1,0 +1,1 @@
+"""Activation memory: graph readers (tflite, onnx), tensor lifetimes, runtime measurements, the paper's Table 3."""
