@@ -1,0 +1,97 @@
+import CoreML
+import MNV2Bench
+import XCTest
+
+/// Load and prediction time (XCTClockMetric) and memory (XCTMemoryMetric) for each compute-unit setting.
+///
+/// One test method per (phase, compute units) so xcresulttool reports each separately; tests whose compute units
+/// the config does not ask for are skipped. Method names are parsed by mnv2deploy/ios/xcresult.py:
+/// test<Load|Predict>_<cpuOnly|cpuAndGPU|all>.
+final class MNV2BenchTests: XCTestCase {
+    static var compiled: [String: URL] = [:]
+    static var records: [BenchRecord] = []
+
+    func testLoad_cpuOnly() throws { try measureLoad(units: "cpuOnly") }
+    func testPredict_cpuOnly() throws { try measurePredict(units: "cpuOnly") }
+    func testLoad_cpuAndGPU() throws { try measureLoad(units: "cpuAndGPU") }
+    func testPredict_cpuAndGPU() throws { try measurePredict(units: "cpuAndGPU") }
+    func testLoad_all() throws { try measureLoad(units: "all") }
+    func testPredict_all() throws { try measurePredict(units: "all") }
+
+    private func benchConfig(for units: String) throws -> BenchConfig {
+        let config = try BenchConfig.load(bundle: Bundle.module)
+        try XCTSkipUnless(config.computeUnits.contains(units), "compute units \(units) not requested")
+        return config
+    }
+
+    private func compiledModel(_ config: BenchConfig) throws -> URL {
+        if let url = MNV2BenchTests.compiled[config.model] {
+            return url
+        }
+        let url = try ModelRunner.compile(modelAt: config.model)
+        MNV2BenchTests.compiled[config.model] = url
+        return url
+    }
+
+    private func options(_ config: BenchConfig) -> XCTMeasureOptions {
+        let options = XCTMeasureOptions()
+        options.iterationCount = config.runs
+        return options
+    }
+
+    private func measureLoad(units: String) throws {
+        let config = try benchConfig(for: units)
+        let runner = try ModelRunner(compiledURL: try compiledModel(config), computeUnitsName: units)
+        for _ in 0..<config.warmup {
+            try runner.load()  // the first load may compile for the device; keep it out of the numbers
+        }
+        var samples: [Double] = []
+        var failure: Error?
+        measure(metrics: [XCTClockMetric(), XCTMemoryMetric()], options: options(config)) {
+            do {
+                samples.append(try elapsedMilliseconds { _ = try runner.load() })
+            } catch {
+                failure = error
+            }
+        }
+        if let failure = failure {
+            throw failure
+        }
+        try saveRecord(BenchRecord(model: config.model, computeUnits: units, phase: "load", warmup: config.warmup,
+                               samplesMs: samples), config: config)
+    }
+
+    private func measurePredict(units: String) throws {
+        let config = try benchConfig(for: units)
+        let runner = try ModelRunner(compiledURL: try compiledModel(config), computeUnitsName: units)
+        try runner.load()
+        for _ in 0..<config.warmup {
+            try runner.predict()
+        }
+        var samples: [Double] = []
+        var failure: Error?
+        measure(metrics: [XCTClockMetric(), XCTMemoryMetric()], options: options(config)) {
+            do {
+                samples.append(try elapsedMilliseconds { _ = try runner.predict() })
+            } catch {
+                failure = error
+            }
+        }
+        if let failure = failure {
+            throw failure
+        }
+        try saveRecord(BenchRecord(model: config.model, computeUnits: units, phase: "predict", warmup: config.warmup,
+                               samplesMs: samples), config: config)
+    }
+
+    /// The JSON result: written to the temporary directory and attached to the result bundle
+    /// (`xcrun xcresulttool export attachments --path R.xcresult --output-path DIR` gets it back).
+    private func saveRecord(_ entry: BenchRecord, config: BenchConfig) throws {
+        MNV2BenchTests.records.append(entry)
+        let url = try writeRecords(MNV2BenchTests.records, named: config.resultName)
+        let attachment = XCTAttachment(contentsOfFile: url)
+        attachment.name = config.resultName
+        attachment.lifetime = .keepAlways
+        add(attachment)
+    }
+}

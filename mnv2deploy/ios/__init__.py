@@ -1,0 +1,1 @@
+"""iOS: the Core ML benchmark harness driver (xcodebuild, devicectl, xcresulttool). macOS only at run time."""
