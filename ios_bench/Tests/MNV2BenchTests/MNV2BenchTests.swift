@@ -45,20 +45,7 @@ final class MNV2BenchTests: XCTestCase {
         for _ in 0..<config.warmup {
             try runner.load()  // the first load may compile for the device; keep it out of the numbers
         }
-        var samples: [Double] = []
-        var failure: Error?
-        measure(metrics: [XCTClockMetric(), XCTMemoryMetric()], options: options(config)) {
-            do {
-                samples.append(try elapsedMilliseconds { _ = try runner.load() })
-            } catch {
-                failure = error
-            }
-        }
-        if let failure = failure {
-            throw failure
-        }
-        try saveRecord(BenchRecord(model: config.model, computeUnits: units, phase: "load", warmup: config.warmup,
-                               samplesMs: samples), config: config)
+        try measureSamples(config: config, units: units, phase: "load") { _ = try runner.load() }
     }
 
     private func measurePredict(units: String) throws {
@@ -68,11 +55,17 @@ final class MNV2BenchTests: XCTestCase {
         for _ in 0..<config.warmup {
             try runner.predict()
         }
+        try measureSamples(config: config, units: units, phase: "predict") { _ = try runner.predict() }
+    }
+
+    /// XCTest measures `body` once per iteration; the same iterations are also timed here for the JSON record.
+    private func measureSamples(config: BenchConfig, units: String, phase: String,
+                                body: @escaping () throws -> Void) throws {
         var samples: [Double] = []
         var failure: Error?
         measure(metrics: [XCTClockMetric(), XCTMemoryMetric()], options: options(config)) {
             do {
-                samples.append(try elapsedMilliseconds { _ = try runner.predict() })
+                samples.append(try elapsedMilliseconds(body))
             } catch {
                 failure = error
             }
@@ -80,8 +73,8 @@ final class MNV2BenchTests: XCTestCase {
         if let failure = failure {
             throw failure
         }
-        try saveRecord(BenchRecord(model: config.model, computeUnits: units, phase: "predict", warmup: config.warmup,
-                               samplesMs: samples), config: config)
+        try saveRecord(BenchRecord(model: config.model, computeUnits: units, phase: phase, warmup: config.warmup,
+                                   samplesMs: samples), config: config)
     }
 
     /// The JSON result: written to the temporary directory and attached to the result bundle
