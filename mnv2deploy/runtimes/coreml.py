@@ -222,8 +222,11 @@ def check_quantized_accuracy(manifest: Manifest) -> dict[str, Any]:
         return _check("quantized torch model accuracy", False, "the manifest records no quantized_torch accuracy")
     agree = q.get("top1_agreement_with_float")
     if q.get("accuracy") is None:
+        scale = q.get("float_logit_std")
         return _check("quantized torch model accuracy", agree is not None,
-                      f"no labels for these weights; top-1 agreement with float {agree:.3f} on {q.get('samples')} images")
+                      f"no labels for these weights; top-1 agreement with float {agree:.3f} on {q.get('samples')} "
+                      f"images (max logit diff {q.get('max_abs_logit_diff', float('nan')):.3g}"
+                      + (f", float logit std {scale:.3g})" if scale is not None else ")"))
     drop = q["float_accuracy"] - q["accuracy"]
     return _check("quantized torch model accuracy", drop <= MAX_QUANTIZED_TOP1_DROP,
                   f"top-1 {q['accuracy']:.3f} vs float {q['float_accuracy']:.3f} (drop {drop:+.3f}, limit "

@@ -88,7 +88,8 @@ def measure_quantized(float_model: Any, quant_model: Any, batch: Batch, plan: In
     ref, q = _logits(float_model, x), _logits(quant_model, x)
     out: dict[str, Any] = {"what": what, "samples": len(batch), "source": batch.source,
                            "top1_agreement_with_float": float((ref.argmax(1) == q.argmax(1)).mean()),
-                           "max_abs_logit_diff": float(np.abs(ref - q).max())}
+                           "max_abs_logit_diff": float(np.abs(ref - q).max()),
+                           "float_logit_std": float(ref.std())}  # scale for the diff; ~0 means ties (random weights)
     if batch.labels is not None:
         out["accuracy"] = float((q.argmax(1) == batch.labels).mean())
         out["float_accuracy"] = float((ref.argmax(1) == batch.labels).mean())
