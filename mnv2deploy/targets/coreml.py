@@ -51,7 +51,12 @@ class CoremlOptions:
         if unknown:
             raise UsageError(f"target {target} has no option {', '.join(unknown)}",
                              f"its options are {', '.join(allowed)}")
-        opts = cls(**{k: (int(v) if k == "eval_samples" else str(v).lower()) for k, v in given.items()})
+        if "eval_samples" in given:
+            try:
+                given["eval_samples"] = int(given["eval_samples"])
+            except (TypeError, ValueError):
+                raise UsageError(f"{target}: eval-samples must be a whole number, got {given['eval_samples']!r}") from None
+        opts = cls(**{k: (v if k == "eval_samples" else str(v).lower()) for k, v in given.items()})
         for name, valid in (("precision", PRECISIONS), ("input_type", INPUT_TYPES), ("activations", ACTIVATIONS)):
             if getattr(opts, name) not in valid:
                 raise UsageError(f"{target}: {name.replace('_', '-')} {getattr(opts, name)!r} is not supported",

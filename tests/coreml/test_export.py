@@ -103,6 +103,7 @@ def test_w8a8_quantizes_on_the_torch_side(coreml_export):
     (CoremlTarget(), {"input_type": "video"}, "input-type 'video' is not supported"),
     (CoremlInt8Target(), {"activations": "int4"}, "activations 'int4' is not supported"),
     (CoremlInt8Target(), {"eval_samples": 0}, "eval-samples must be at least 1"),
+    (CoremlInt8Target(), {"eval-samples": "many"}, "eval-samples must be a whole number"),
 ])
 def test_bad_options_are_usage_errors(target, options, message, default_reference, tmp_path):
     with pytest.raises(UsageError, match=message):
