@@ -64,8 +64,8 @@ public final class ModelRunner {
                 guard let constraint = feature.imageConstraint else {
                     throw BenchError.badModel("image input \(name) has no size constraint")
                 }
-                features[name] = MLFeatureValue(pixelBuffer: try grayPixelBuffer(
-                    width: constraint.pixelsWide, height: constraint.pixelsHigh))
+                let pixels = try grayPixelBuffer(width: constraint.pixelsWide, height: constraint.pixelsHigh)
+                features[name] = MLFeatureValue(pixelBuffer: pixels)
             case .multiArray:
                 guard let constraint = feature.multiArrayConstraint else {
                     throw BenchError.badModel("array input \(name) has no shape constraint")
