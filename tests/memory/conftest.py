@@ -31,3 +31,14 @@ def build_tiny_onnx(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory) -> Path:
     return build_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Many tiny grouped convs: on a shared 2-core box, torch's thread pool makes them 100x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
