@@ -18,7 +18,11 @@ RUNS = 2
 
 
 def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        raise PlatformError("no /proc/self/status here", "process peak memory is measured on Linux only") from None
+    for line in text.splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise PlatformError(f"/proc/self/status has no {field}", "process peak memory is measured on Linux only")
@@ -46,7 +50,7 @@ def _reset_peak() -> tuple[int, bool]:
     return _status_kib("VmRSS"), reset
 
 
-def _measure(create, make_run) -> dict[str, Any]:
+def _measure(create, make_run) -> tuple[dict[str, Any], Any]:
     _release_freed_memory()
     base, reset = _reset_peak()
     runtime = create()
@@ -56,8 +60,9 @@ def _measure(create, make_run) -> dict[str, Any]:
     for _ in range(RUNS):
         run()
     invoke = max(0, _status_kib("VmHWM") - base) * 1024
+    # rss_increase_bytes: both phases together (weights packed at load + what running touched)
     return {"allocate_rss_increase_bytes": allocate, "invoke_rss_increase_bytes": invoke,
-            "rss_increase_bytes": allocate + invoke, "peak_reset": reset and reset2}
+            "rss_increase_bytes": allocate + invoke, "peak_reset": reset and reset2}, runtime
 
 
 def probe_tflite(path: str, xnnpack: bool) -> dict[str, Any]:
@@ -78,9 +83,8 @@ def probe_tflite(path: str, xnnpack: bool) -> dict[str, Any]:
             it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
         return it.invoke
 
-    holder: list[Any] = []
-    out = _measure(lambda: holder.append(create()) or holder[0], make_run)
-    out["delegated"] = any(op["op_name"] == "DELEGATE" for op in holder[0]._get_ops_details())
+    out, it = _measure(create, make_run)
+    out["delegated"] = any(op["op_name"] == "DELEGATE" for op in it._get_ops_details())
     return out
 
 
@@ -118,4 +122,4 @@ def probe_onnx(path: str) -> dict[str, Any]:
             feeds[i.name] = np.zeros(shape, dtype=dtype)
         return lambda: sess.run(None, feeds)
 
-    return _measure(create, make_run)
+    return _measure(create, make_run)[0]
