@@ -103,6 +103,9 @@ def split_blocks(model: MobileNetV2, k: int) -> nn.Module:
     k = 1 returns ``model`` itself (the plain graph). ``model.features`` keeps its length and indices, so
     ``features.N`` still names block N; the fused stem + first bottleneck sits at index 0 and index 1 is Identity.
     """
+    if not isinstance(model, MobileNetV2):
+        raise UsageError(f"split_blocks needs mnv2deploy's MobileNetV2, got {type(model).__name__}",
+                         "load it with mnv2deploy.weights.load_reference")
     if isinstance(k, bool) or not isinstance(k, int):
         raise UsageError(f"split must be an integer, got {k!r}", "use --split 1 (plain) or a small K such as 2, 4")
     limit = max_split(model)

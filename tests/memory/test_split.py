@@ -88,3 +88,8 @@ def test_bad_k_is_a_usage_error_listing_valid_values(k):
 def test_training_mode_is_refused():
     with pytest.raises(UsageError):
         split_blocks(MobileNetV2(1.0, 10).train(), 2)
+
+
+def test_other_models_are_refused():
+    with pytest.raises(UsageError):
+        split_blocks(nn.Sequential(nn.Conv2d(3, 8, 3)), 2)
