@@ -1,0 +1,176 @@
+"""`mnv2deploy bench X.tflite --device pixel|SERIAL`: LiteRT benchmark_model on an Android phone over adb.
+
+Push the artifact and runner to /data/local/tmp, pin to the big cores with taskset (or --cores), record thermal
+and battery state before and after, run, stream the output back (so a device that vanishes mid-run still leaves
+what was measured), pull the raw output, and always remove what was pushed. A device that reports
+``ro.kernel.qemu=1`` or runs the Python stand-in is EMULATED: its times are never phone times.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from ..bench.result import BenchResult, DeviceInfo, LatencyStats
+from ..errors import DeviceError, UsageError
+from ..fileio import write_text_atomic
+from ..manifest import Manifest
+from ..weights import cache_dir
+from .adb import Adb
+from .benchmark_output import BenchmarkOutput, RunCounts, parse_benchmark_output
+from .devices import AndroidDevice, list_devices
+from .profiles import resolve_device
+from .runner import Runner, resolve_runner
+
+REMOTE_ROOT = "/data/local/tmp"
+EMULATED_NOTE = "EMULATED: aarch64 code under qemu on an x86 host; a sanity check, not a phone time"
+_NAN = float("nan")
+
+
+def parse_cores(cores: str | None) -> tuple[int, ...]:
+    """'4-7' or '4,5,6,7' or '6' -> CPU numbers."""
+    if not cores:
+        return ()
+    out: set[int] = set()
+    try:
+        for part in cores.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise UsageError(f"--cores {cores!r} is not a CPU list", "write e.g. 4-7 or 4,5,6,7") from None
+    return tuple(sorted(out))
+
+
+def taskset_mask(cores: tuple[int, ...]) -> str:
+    return format(sum(1 << c for c in cores), "x")
+
+
+def read_state(adb: Adb) -> dict[str, Any]:
+    """Thermal zones (milli-degC) and `dumpsys battery` level/temperature/status; missing pieces are left out."""
+    state: dict[str, Any] = {}
+    temps = adb.shell("cat /sys/class/thermal/thermal_zone*/temp 2>/dev/null", check=False).output.split()
+    zones = [int(t) / 1000.0 for t in temps if t.lstrip("-").isdigit()]
+    if zones:
+        state["thermal_max_c"] = max(zones)
+        state["thermal_zones_c"] = zones
+    battery = adb.shell("dumpsys battery 2>/dev/null", check=False).output
+    for key in ("level", "temperature", "status", "AC powered", "USB powered"):
+        m = re.search(rf"^\s*{key}:\s*(\S+)", battery, re.M)
+        if m:
+            state[f"battery_{key.replace(' ', '_').lower()}"] = m.group(1)
+    return state
+
+
+def _stats(counts: RunCounts) -> LatencyStats:
+    """benchmark_model prints count/min/max/avg/std only: percentiles are not available (NaN), never invented."""
+    ms = 1e-3
+    return LatencyStats(counts.count, _NAN, _NAN, _NAN, counts.avg_us * ms, counts.std_us * ms,
+                        counts.min_us * ms, counts.max_us * ms, _NAN)
+
+
+def _raw_path(out: Path | None, serial: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", serial)
+    if out is not None:
+        return Path(out).with_name(Path(out).stem + f".android-{safe}.txt")
+    return cache_dir() / "android" / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{safe}.txt"
+
+
+def _pick(device: str, adb: Adb) -> AndroidDevice:
+    return resolve_device(device, list_devices(adb))
+
+
+def run_android_bench(artifact: Path, manifest: Manifest, device: str, threads: int = 1, runs: int = 50,
+                      warmup: int = 1, cores: str | None = None, runner: str | os.PathLike | None = None,
+                      out: Path | None = None) -> BenchResult:
+    if manifest.format != "tflite":
+        raise UsageError(f"Android bench runs .tflite artifacts, not {manifest.format}",
+                         "export with a tflite target (tflite-fp32, tflite-fp16, tflite-int8)")
+    if runs < 1 or warmup < 0 or threads < 1:
+        raise UsageError(f"runs must be >= 1, warmup >= 0, threads >= 1 (got {runs}, {warmup}, {threads})")
+    server = Adb()
+    dev = _pick(device, server)
+    tool = resolve_runner(runner)
+    adb = Adb(dev.serial, server.adb, server.server_port)
+    pinned = parse_cores(cores) or dev.big_cores
+    if dev.core_max_khz and any(c >= len(dev.core_max_khz) for c in pinned):
+        raise UsageError(f"--cores {cores} names CPUs the device lacks (it has {len(dev.core_max_khz)})")
+    emulated = adb.getprop("ro.kernel.qemu") == "1" or tool.interpreter is not None
+    remote = f"{REMOTE_ROOT}/mnv2deploy-{os.getpid()}-{int(time.time())}"
+    graph = f"{remote}/{Path(artifact).name}"
+    flags = (f"--graph={graph} --num_threads={threads} --warmup_runs={warmup} --num_runs={runs} "
+             "--report_peak_memory_footprint=true")
+    prefix = f"taskset {taskset_mask(pinned)} " if pinned else ""
+    command = f"cd {remote} && {prefix}{tool.command(remote)} {flags} 2>&1 | tee {remote}/benchmark_output.txt"
+    raw_file = _raw_path(out, dev.serial)
+    raw_file.parent.mkdir(parents=True, exist_ok=True)
+    before = after = {}
+    try:
+        adb.shell(f"mkdir -p {remote}")
+        adb.push(Path(artifact), graph)
+        adb.push(tool.local, f"{remote}/{tool.remote_name}")
+        if tool.interpreter is None:
+            adb.shell(f"chmod 755 {remote}/{tool.remote_name}")
+        before = read_state(adb)
+        timeout = 120 + (runs + warmup) * (30 if emulated else 5)
+        try:
+            text = adb.shell(command, timeout=timeout, check=False).output
+        except DeviceError as e:
+            partial = getattr(e, "partial_output", "") or ""
+            write_text_atomic(raw_file, partial)
+            _raise_partial(dev.serial, parse_benchmark_output(partial), raw_file)
+        write_text_atomic(raw_file, text)
+        after = read_state(adb)
+        try:  # the device copy is the tool's own record; the streamed text is the fallback
+            adb.pull(f"{remote}/benchmark_output.txt", raw_file)
+        except DeviceError:
+            pass
+    finally:
+        try:
+            adb.shell(f"rm -rf {remote}", timeout=30, check=False)
+        except DeviceError:
+            pass  # the device is gone; nothing more can be removed
+    parsed = parse_benchmark_output(raw_file.read_text(errors="replace"))
+    if not parsed.complete:
+        raise DeviceError(f"benchmark_model on {dev.serial} printed no timed runs (raw output: {raw_file})",
+                          "read the raw output; check the runner matches the device ABI "
+                          f"({dev.abi or 'unknown'})")
+    return _result(artifact, manifest, dev, tool, parsed, threads, pinned, emulated, before, after, raw_file,
+                   command)
+
+
+def _raise_partial(serial: str, parsed: BenchmarkOutput, raw_file: Path) -> None:
+    kept = "nothing measured yet"
+    if parsed.warmup is not None:
+        kept = (f"kept warm-up {parsed.warmup.count} runs avg {parsed.warmup.avg_us / 1000:.3f} ms"
+                + (f", init {parsed.init_ms:.3f} ms" if parsed.init_ms is not None else ""))
+    raise DeviceError(f"device {serial} disconnected during the benchmark; {kept}; raw output in {raw_file}",
+                      "reconnect the device (check the cable, keep the screen on) and run again")
+
+
+def _result(artifact: Path, manifest: Manifest, dev: AndroidDevice, tool: Runner, parsed: BenchmarkOutput,
+            threads: int, pinned: tuple[int, ...], emulated: bool, before: dict, after: dict, raw_file: Path,
+            command: str) -> BenchResult:
+    notes = ["latency from benchmark_model's aggregate line (count/min/max/avg/std); p50/p90/p99 not reported"]
+    if emulated:
+        notes.insert(0, EMULATED_NOTE)
+    if not pinned:
+        notes.append("no cpufreq information: not pinned to big cores")
+    runtime = "litert-benchmark_model" if tool.interpreter is None else "litert-arm64-standin"
+    version = "official android_aarch64 build" if tool.interpreter is None else "ai-edge-litert (aarch64 wheel)"
+    details = {"abi": dev.abi, "android_version": dev.android_version, "core_max_khz": list(dev.core_max_khz),
+               "pinned_cores": list(pinned), "state_before": before, "state_after": after,
+               "runner": str(tool.local)}
+    first = parsed.first_inference_us / 1000 if parsed.first_inference_us is not None else None
+    warmup_ms = parsed.warmup.avg_us / 1000 if parsed.warmup else None
+    memory = dict(parsed.memory)
+    return BenchResult(
+        artifact=str(artifact), target=manifest.target, precision=manifest.precision, runtime=runtime,
+        runtime_version=version,
+        device=DeviceInfo(kind="android", name=dev.serial, model=dev.model, emulated=emulated, details=details),
+        threads=threads, delegate="xnnpack", init_ms=parsed.init_ms, first_inference_ms=first,
+        latency_ms=_stats(parsed.timed)  # type: ignore[arg-type]  # complete was checked by the caller, peak_memory_bytes=parsed.peak_memory_bytes, memory=memory,
+        warmup=parsed.warmup.count if parsed.warmup else 0, notes=tuple(notes),
+        raw={"output": str(raw_file), "command": command, "warmup_avg_ms": warmup_ms})
