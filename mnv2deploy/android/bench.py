@@ -153,6 +153,8 @@ def _raise_partial(serial: str, parsed: BenchmarkOutput, raw_file: Path) -> None
 def _result(artifact: Path, manifest: Manifest, dev: AndroidDevice, tool: Runner, parsed: BenchmarkOutput,
             threads: int, pinned: tuple[int, ...], emulated: bool, before: dict, after: dict, raw_file: Path,
             command: str) -> BenchResult:
+    if parsed.timed is None:  # the caller checks `complete` first
+        raise DeviceError("benchmark_model printed no timed runs")
     notes = ["latency from benchmark_model's aggregate line (count/min/max/avg/std); p50/p90/p99 not reported"]
     if emulated:
         notes.insert(0, EMULATED_NOTE)
@@ -171,6 +173,6 @@ def _result(artifact: Path, manifest: Manifest, dev: AndroidDevice, tool: Runner
         runtime_version=version,
         device=DeviceInfo(kind="android", name=dev.serial, model=dev.model, emulated=emulated, details=details),
         threads=threads, delegate="xnnpack", init_ms=parsed.init_ms, first_inference_ms=first,
-        latency_ms=_stats(parsed.timed)  # type: ignore[arg-type]  # complete was checked by the caller, peak_memory_bytes=parsed.peak_memory_bytes, memory=memory,
+        latency_ms=_stats(parsed.timed), peak_memory_bytes=parsed.peak_memory_bytes, memory=memory,
         warmup=parsed.warmup.count if parsed.warmup else 0, notes=tuple(notes),
         raw={"output": str(raw_file), "command": command, "warmup_avg_ms": warmup_ms})

@@ -54,3 +54,13 @@ def test_a_device_that_vanishes_mid_run_keeps_the_warmup(make_device, tflite_fp3
     assert "disconnected" in e.value.message and "kept warm-up 1 runs" in e.value.message
     raw = next(tmp_path.glob("result.android-*.txt")).read_text()
     assert "count=1 " in raw and "Inference timings" not in raw
+
+
+def test_devices_command_json_lists_the_device_and_its_profile(make_device, capsys):
+    from mnv2deploy.cli.app import main
+
+    dev = make_device()
+    assert main(["devices", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    row = next(r for r in d["devices"] if r["serial"] == dev.serial)
+    assert row["profiles"] == ["pixel"] and row["big_cores"] == [2, 3] and "pixel" in d["profiles"]
