@@ -2,7 +2,7 @@
 
 Built once into the user cache (``<cache>/arm64-emu``) with progress on stderr: an arm64 sysroot unpacked from
 Debian packages (``apt-get download`` + ``dpkg -x``), aarch64 wheels (``pip install --target --platform``), and a
-fake ARM ``/proc/cpuinfo`` inside the sysroot (qemu-user's ``-L`` resolves absolute paths in the prefix first;
+fake ARM ``/proc/cpuinfo`` per emulated CPU inside the prefix (qemu-user's ``-L`` resolves absolute paths in the prefix first;
 without it ai-edge-litert segfaults under qemu 7.2). Never ``-cpu max``: its SME path gives wrong int8 sums in
 this qemu. Timings from here are sanity checks, never phone numbers.
 """
@@ -41,12 +41,23 @@ DEBIAN_PACKAGES = (
 )
 WHEELS = (f"ai-edge-litert=={LITERT_VERSION}", "numpy")
 PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
-# What a Cortex-A76 reports; XNNPACK's cpuinfo reads it for the microarchitecture (features come from HWCAP).
-FAKE_CPUINFO = "".join(
-    f"processor\t: {i}\nBogoMIPS\t: 38.40\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp "
-    f"asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
-    f"CPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n" for i in range(4))
-STAMP = "ready.json"
+# What each CPU reports in /proc/cpuinfo. XNNPACK's cpuinfo reads the part number and features there too, so it
+# must match the -cpu qemu emulates: an A76 cpuinfo under -cpu cortex-a57 picks dot-product kernels -> SIGILL.
+_CPUINFO = {
+    "cortex-a76": ("0x4", "0xd0b", "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+                                   "asimdrdm lrcpc dcpop asimddp"),
+    "cortex-a57": ("0x1", "0xd07", "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"),
+}
+
+
+def fake_cpuinfo(cpu: str, cores: int = 4) -> str:
+    variant, part, features = _CPUINFO[cpu]
+    return "".join(f"processor\t: {i}\nBogoMIPS\t: 38.40\nFeatures\t: {features}\nCPU implementer\t: 0x41\n"
+                   f"CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: 1\n\n"
+                   for i in range(cores))
+
+
+STAMP = "ready-v2.json"
 
 
 def emulation_dir() -> Path:
@@ -89,8 +100,13 @@ def _build(into: Path) -> None:
     for i, deb in enumerate(sorted(debs.glob("*.deb"))):
         _run(["dpkg", "-x", str(deb), str(sysroot)])
     _progress(f"unpacked into {sysroot}")
-    (sysroot / "proc").mkdir(exist_ok=True)
-    (sysroot / "proc" / "cpuinfo").write_text(FAKE_CPUINFO)
+    for cpu in CPUS:  # one prefix per CPU: shared files by symlink, its own /proc/cpuinfo
+        prefix = into / f"root-{cpu}"
+        prefix.mkdir()
+        for entry in sysroot.iterdir():
+            (prefix / entry.name).symlink_to(Path("..") / "sysroot" / entry.name)
+        (prefix / "proc").mkdir()
+        (prefix / "proc" / "cpuinfo").write_text(fake_cpuinfo(cpu))
     _progress(f"downloading aarch64 wheels: {', '.join(WHEELS)}")
     platforms = [a for p in PLATFORMS for a in ("--platform", p)]
     _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
@@ -142,8 +158,8 @@ def python_command(cpu: str = "cortex-a76", root: Path | None = None) -> list[st
         raise UsageError(f"emulated CPU {cpu!r} not supported", f"choose one of {', '.join(CPUS)} (never 'max')")
     qemu = _require_tools()
     root = root or ensure_environment()
-    sysroot = root / "sysroot"
-    return [qemu, "-cpu", cpu, "-L", str(sysroot), str(sysroot / PYTHON), "-S", "-s"]
+    prefix = root / f"root-{cpu}"
+    return [qemu, "-cpu", cpu, "-L", str(prefix), str(prefix / PYTHON), "-S", "-s"]
 
 
 def python_env(root: Path | None = None) -> dict[str, str]:
@@ -153,8 +169,7 @@ def python_env(root: Path | None = None) -> dict[str, str]:
 
 
 _RUN_SCRIPT = r"""
-import sys, json, numpy as np
-import site; site.main()
+import sys, numpy as np
 from ai_edge_litert.interpreter import Interpreter
 model, inp, out, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 it = Interpreter(model_path=model, num_threads=threads if threads > 0 else None)
@@ -168,6 +183,30 @@ for k in range(x.shape[0]):
     ys.append(it.get_tensor(o["index"]).copy())
 np.save(out, np.concatenate(ys, 0))
 """
+
+
+def run_model_inputs(artifact: Path, x: np.ndarray, cpu: str = "cortex-a76", threads: int = 1,
+                     root: Path | None = None) -> np.ndarray:
+    """Raw model inputs (already in the model's layout and dtype) -> raw outputs, one invoke per sample,
+    in one aarch64 process under qemu (numpy + LiteRT start once)."""
+    artifact = Path(artifact)
+    cmd = python_command(cpu, root)
+    root = root or ensure_environment()
+    with tempfile.TemporaryDirectory(prefix="mnv2-arm64-") as tmp:
+        inp, out, script = Path(tmp, "in.npy"), Path(tmp, "out.npy"), Path(tmp, "run.py")
+        np.save(inp, x)
+        script.write_text(_RUN_SCRIPT)
+        try:
+            proc = subprocess.run(cmd + [str(script), str(artifact), str(inp), str(out), str(threads)],
+                                  capture_output=True, text=True, env=python_env(root), timeout=600 + 10 * len(x))
+        except subprocess.TimeoutExpired:
+            raise BadArtifactError(f"emulated aarch64 LiteRT run of {artifact.name} timed out") from None
+        if proc.returncode != 0 or not out.is_file():
+            why = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+            last = (proc.stderr.strip().splitlines() or [""])[-1][:200]
+            raise BadArtifactError(f"aarch64 LiteRT under qemu failed on {artifact.name} ({why}): {last}",
+                                   "check the artifact with host parity first")
+        return np.load(out)
 
 
 class EmulatedArm64LiteRtRuntime:
@@ -206,23 +245,7 @@ class EmulatedArm64LiteRtRuntime:
         if self._manifest is None or self._artifact is None:
             raise UsageError("load() an artifact before run()")
         x = to_model_input(np.asarray(batch, dtype=np.float32), self._manifest.inputs[0])
-        with tempfile.TemporaryDirectory(prefix="mnv2-arm64-") as tmp:
-            inp, out, script = Path(tmp, "in.npy"), Path(tmp, "out.npy"), Path(tmp, "run.py")
-            np.save(inp, x)
-            script.write_text(_RUN_SCRIPT)
-            cmd = python_command(self._cpu, self._root) + [str(script), str(self._artifact), str(inp), str(out),
-                                                          str(self._threads)]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=python_env(self._root),
-                                      timeout=600 + 10 * len(x))
-            except subprocess.TimeoutExpired:
-                raise BadArtifactError(f"emulated aarch64 LiteRT run of {self._artifact.name} timed out") from None
-            if proc.returncode != 0 or not out.is_file():
-                why = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
-                last = (proc.stderr.strip().splitlines() or [""])[-1][:200]
-                raise BadArtifactError(f"aarch64 LiteRT under qemu failed on {self._artifact.name} ({why}): {last}",
-                                       "check the artifact with host parity first")
-            y = np.load(out)
+        y = run_model_inputs(self._artifact, x, self._cpu, self._threads, self._root)
         return from_model_output(y, self._manifest.outputs[0])
 
     def versions(self) -> dict[str, str]:
