@@ -64,3 +64,14 @@ def test_devices_command_json_lists_the_device_and_its_profile(make_device, caps
     d = json.loads(capsys.readouterr().out)
     row = next(r for r in d["devices"] if r["serial"] == dev.serial)
     assert row["profiles"] == ["pixel"] and row["big_cores"] == [2, 3] and "pixel" in d["profiles"]
+
+
+def test_manual_helper_finds_the_big_cores_mask(make_device):
+    import subprocess
+
+    from .conftest import REPO
+
+    dev = make_device()
+    out = subprocess.run(["sh", str(REPO / "android_bench" / "big_cores_mask.sh"), dev.serial],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "c", out.stderr
