@@ -97,7 +97,7 @@ def _build(into: Path) -> None:
         d.mkdir(parents=True)
     _progress(f"downloading {len(DEBIAN_PACKAGES)} arm64 Debian packages (apt-get download)")
     _run(["apt-get", "download", *[f"{p}:arm64" for p in DEBIAN_PACKAGES]], cwd=debs)
-    for i, deb in enumerate(sorted(debs.glob("*.deb"))):
+    for deb in sorted(debs.glob("*.deb")):
         _run(["dpkg", "-x", str(deb), str(sysroot)])
     _progress(f"unpacked into {sysroot}")
     for cpu in CPUS:  # one prefix per CPU: shared files by symlink, its own /proc/cpuinfo

@@ -46,8 +46,13 @@ def _tflite_fp32(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tflite_fp32(tmp_path_factory) -> Path:
-    return _tflite_fp32(tmp_path_factory.mktemp("android_artifact"))
+def tflite_fp32(request, tmp_path_factory) -> Path:
+    """The shared session export (tests/conftest.py) when it exists, so CI converts once; else a local one."""
+    try:
+        export_artifact = request.getfixturevalue("export_artifact")
+    except pytest.FixtureLookupError:
+        return _tflite_fp32(tmp_path_factory.mktemp("android_artifact"))
+    return export_artifact("tflite-fp32").artifact
 
 
 @pytest.fixture(scope="session")

@@ -75,3 +75,19 @@ def test_manual_helper_finds_the_big_cores_mask(make_device):
     out = subprocess.run(["sh", str(REPO / "android_bench" / "big_cores_mask.sh"), dev.serial],
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "c", out.stderr
+
+
+def test_cli_bench_device_serial_end_to_end(make_device, tflite_fp32, tmp_path, capsys):
+    pytest.importorskip("mnv2deploy.cli.bench")  # the bench command (host bench issue) dispatches to android
+    from mnv2deploy.cli.app import main
+
+    dev = make_device()
+    out = tmp_path / "bench.json"
+    code = main(["bench", str(tflite_fp32), "--device", dev.serial, "--runner", str(STANDIN), "--runs", "2",
+                 "--warmup", "1", "--threads", "1", "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    d = json.loads(captured.out.strip().splitlines()[-1])
+    d = d.get("results", [d])[0] if "results" in d else d
+    assert d["emulated"] is True and d["device_info"]["kind"] == "android" and d["latency_ms"]["count"] == 2
+    assert d["peak_memory_bytes"] > 0 and d["memory"]["source"] and d["init_ms"] > 0
