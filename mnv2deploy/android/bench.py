@@ -73,6 +73,8 @@ def _stats(counts: RunCounts) -> LatencyStats:
 
 def _raw_path(out: Path | None, serial: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", serial)
+    if out is not None and Path(out).is_dir():
+        return Path(out) / f"android-{safe}.txt"
     if out is not None:
         return Path(out).with_name(Path(out).stem + f".android-{safe}.txt")
     return cache_dir() / "android" / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{safe}.txt"
@@ -88,8 +90,8 @@ def run_android_bench(artifact: Path, manifest: Manifest, device: str, threads: 
     if manifest.format != "tflite":
         raise UsageError(f"Android bench runs .tflite artifacts, not {manifest.format}",
                          "export with a tflite target (tflite-fp32, tflite-fp16, tflite-int8)")
-    if runs < 1 or warmup < 0 or threads < 1:
-        raise UsageError(f"runs must be >= 1, warmup >= 0, threads >= 1 (got {runs}, {warmup}, {threads})")
+    if runs < 1 or warmup < 1 or threads < 1:  # the output tells warm-up from timed runs only by their order
+        raise UsageError(f"on Android runs, warmup and threads must be >= 1 (got {runs}, {warmup}, {threads})")
     server = Adb()
     dev = _pick(device, server)
     tool = resolve_runner(runner)
