@@ -39,7 +39,7 @@ DEBIAN_PACKAGES = (
     "libkrb5support0", "libcom-err2", "libkeyutils1",
     "libpython3.11-minimal", "python3.11-minimal", "libpython3.11-stdlib",
 )
-WHEELS = (f"ai-edge-litert=={LITERT_VERSION}", "numpy")
+WHEELS = (f"ai-edge-litert=={LITERT_VERSION}", "numpy==2.4.6")  # numpy as in the host venv
 PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
 # What each CPU reports in /proc/cpuinfo. XNNPACK's cpuinfo reads the part number and features there too, so it
 # must match the -cpu qemu emulates: an A76 cpuinfo under -cpu cortex-a57 picks dot-product kernels -> SIGILL.
