@@ -92,6 +92,15 @@ def require_macos() -> None:
             raise MissingToolError(f"{tool} not found", "install Xcode 16+ and run `xcode-select --install`")
 
 
+def raw_output_dir(artifact: Path, out: Path | None) -> Path:
+    """Where the result bundle and xcodebuild log go: --out when it is a folder, beside --out when it names a file
+    (the bench JSON), else ios_bench_results/ beside the artifact."""
+    if out is None:
+        return Path(artifact).parent / "ios_bench_results"
+    out = Path(out)
+    return out if out.is_dir() or not out.suffix else out.parent
+
+
 def _run(runner: Runner, cmd: list[str], timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
     try:
         return runner(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
@@ -125,7 +134,7 @@ def run_ios_bench(artifact: Path, manifest: Manifest, device: str = "iphone", ru
                          "export with --target coreml or coreml-int8")
     config = bench_config(compute_units, runs, warmup)
     source = find_package()
-    out_dir = Path(out) if out else artifact.parent / "ios_bench_results"
+    out_dir = raw_output_dir(artifact, out)
     ensure_writable_dir(out_dir)
     with tempfile.TemporaryDirectory(prefix="mnv2bench-") as tmp:
         work = Path(tmp)

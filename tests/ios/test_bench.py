@@ -49,6 +49,13 @@ def test_xcodebuild_command():
     assert signed[signed.index("-derivedDataPath") + 1] == "/d"
 
 
+def test_raw_output_dir(tmp_path):
+    art = tmp_path / "m.mlpackage"
+    assert bench.raw_output_dir(art, None) == tmp_path / "ios_bench_results"
+    assert bench.raw_output_dir(art, tmp_path / "results") == tmp_path / "results"
+    assert bench.raw_output_dir(art, tmp_path / "bench.json") == tmp_path
+
+
 def test_metrics_command():
     assert bench.metrics_command(Path("R.xcresult")) == [
         "xcrun", "xcresulttool", "get", "test-results", "metrics", "--path", "R.xcresult"]
