@@ -1,0 +1,80 @@
+"""Run a function in a fresh spawned process, so a native crash (segfault on a corrupt model) or a hang
+becomes a one-line error instead of taking the CLI down.
+
+Generic on purpose: parity, memory probes and timed bench runs all go through ``call_in_child``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import time
+from typing import Any, Callable
+
+from ..errors import BadArtifactError, Mnv2Error
+
+
+class ChildTimeoutError(BadArtifactError):
+    """The child did not finish in time and was killed."""
+
+
+def _child_main(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    try:
+        result = func(*args, **kwargs)
+    except Mnv2Error as e:  # typed errors cross unchanged (errors.py pickles the hint)
+        conn.send(("error", e))
+    except BaseException as e:  # report a bug in the child as a bug in the parent, not as a crash
+        conn.send(("bug", f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"))
+    else:
+        conn.send(("ok", result))
+    finally:
+        conn.close()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code} without a result"
+
+
+def call_in_child(func: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+    """``func(*args, **kwargs)`` in a spawned child; ``func`` must be a top-level (picklable) function.
+
+    A typed Mnv2Error raised in the child is re-raised here; a child killed by a signal or exiting without a
+    result raises BadArtifactError naming the signal; after ``timeout`` seconds the child is killed and
+    ChildTimeoutError is raised.
+    """
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(send, func, args, kwargs), daemon=True)
+    proc.start()
+    send.close()  # our copy: a dead child then shows up as EOF on recv
+    name = getattr(func, "__name__", "child")
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not recv.poll(None if deadline is None else max(0.0, deadline - time.monotonic())):
+            proc.kill()
+            proc.join(5)
+            raise ChildTimeoutError(f"{name} did not finish within {timeout:g} s and was stopped",
+                                    "the artifact may be far larger than expected or the runtime hung")
+        try:
+            kind, payload = recv.recv()
+        except (EOFError, OSError):
+            proc.join(10)
+            raise BadArtifactError(f"the runtime process for {name} {_describe_exit(proc.exitcode)}",
+                                   "the artifact is probably corrupt or truncated; re-export it") from None
+    finally:
+        recv.close()
+        if proc.is_alive():
+            proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+    if kind == "error":
+        raise payload
+    if kind == "bug":
+        raise RuntimeError(f"in child process ({name}): {payload}")
+    return payload

@@ -1,0 +1,77 @@
+"""onnxruntime on the CPU execution provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import BadArtifactError, MissingToolError, UsageError
+from ..manifest import Manifest
+from .edges import from_model_output, run_batched, to_model_input
+
+HINT = "pip install onnxruntime"
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingToolError("onnxruntime is not installed", HINT) from None
+    return onnxruntime
+
+
+class OrtRuntime:
+    name: ClassVar[str] = "onnxruntime"
+    formats: ClassVar[tuple[str, ...]] = ("onnx",)
+
+    def __init__(self) -> None:
+        self._session: Any = None
+        self._manifest: Manifest | None = None
+        self._threads: int | None = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            _ort()
+        except MissingToolError as e:
+            return f"{e.message} ({e.hint})"
+        return None
+
+    def load(self, artifact: Path, manifest: Manifest, threads: int | None = None, **options: Any) -> None:
+        if options:
+            raise UsageError(f"onnxruntime options {sorted(options)} unknown", "valid: threads")
+        ort = _ort()
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        so.log_severity_level = 3  # warnings about unused initializers are noise here
+        try:
+            session = ort.InferenceSession(str(artifact), so, providers=["CPUExecutionProvider"])
+        except (RuntimeError, ValueError, OSError) as e:  # ORT's Fail/InvalidProtobuf/InvalidGraph derive from these
+            raise BadArtifactError(f"onnxruntime cannot load {Path(artifact).name}: {str(e).splitlines()[0][:150]}",
+                                   "re-export it with `mnv2deploy export`") from None
+        names = [i.name for i in session.get_inputs()]
+        if manifest.inputs[0].name not in names:
+            raise BadArtifactError(f"the model's inputs {names} do not include the manifest's {manifest.inputs[0].name!r}",
+                                   "the manifest does not belong to this model; re-export it")
+        self._session, self._manifest, self._threads = session, manifest, threads
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        if self._session is None or self._manifest is None:
+            raise UsageError("load() an artifact before run()")
+        ispec, ospec = self._manifest.inputs[0], self._manifest.outputs[0]
+        out_names = [o.name for o in self._session.get_outputs()]
+        out = ospec.name if ospec.name in out_names else out_names[0]
+
+        def run_one(x: np.ndarray) -> np.ndarray:
+            return from_model_output(self._session.run([out], {ispec.name: to_model_input(x, ispec)})[0], ospec)
+
+        return run_batched(run_one, np.asarray(batch, dtype=np.float32), ispec)
+
+    def versions(self) -> dict[str, str]:
+        return {"onnxruntime": _ort().__version__}
+
+    def details(self) -> dict[str, Any]:
+        return {"execution_provider": "CPUExecutionProvider", "threads": self._threads}
