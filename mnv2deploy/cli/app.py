@@ -21,6 +21,7 @@ COMMANDS = {
     "info": "info:info",
     "devices": "devices:devices",
     "memory": "memory:memory",
+    "parity": "parity:parity",
 }
 
 for _name, _target in COMMANDS.items():
