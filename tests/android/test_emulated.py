@@ -54,7 +54,7 @@ def test_cpu_max_is_refused():
 
 
 def test_runtime_matches_the_host_litert_runtime(tflite_fp32, images, emu_root):
-    litert = pytest.importorskip("mnv2deploy.runtimes.litert")  # the host runtime owns the edge helpers
+    from mnv2deploy.runtimes import litert  # the host runtime owns the edge helpers
     manifest = read_manifest(tflite_fp32)
     rt = emulated.EmulatedArm64LiteRtRuntime()
     rt.load(tflite_fp32, manifest, threads=1, cpu="cortex-a76")
