@@ -22,6 +22,15 @@ def _ort():
     return onnxruntime
 
 
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What ORT raises for a file it cannot load: its own classes (plain Exception subclasses) plus the usual."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoModel", "NoSuchFile",
+             "NotImplemented", "RuntimeException")
+    return tuple(getattr(state, n) for n in names if hasattr(state, n)) + (RuntimeError, ValueError, OSError)
+
+
 class OrtRuntime:
     name: ClassVar[str] = "onnxruntime"
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
@@ -49,7 +58,7 @@ class OrtRuntime:
         so.log_severity_level = 3  # warnings about unused initializers are noise here
         try:
             session = ort.InferenceSession(str(artifact), so, providers=["CPUExecutionProvider"])
-        except (RuntimeError, ValueError, OSError) as e:  # ORT's Fail/InvalidProtobuf/InvalidGraph derive from these
+        except _load_errors() as e:
             raise BadArtifactError(f"onnxruntime cannot load {Path(artifact).name}: {str(e).splitlines()[0][:150]}",
                                    "re-export it with `mnv2deploy export`") from None
         names = [i.name for i in session.get_inputs()]

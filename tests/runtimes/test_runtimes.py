@@ -1,0 +1,146 @@
+"""Each runtime on real artifacts: shapes, manifest-driven edges, threads, and the child-process guard."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from mnv2deploy.errors import BadArtifactError, UsageError
+from mnv2deploy.manifest import TensorSpec, read_manifest
+from mnv2deploy.runtimes import run_artifact, runtime_class, runtime_for
+from mnv2deploy.runtimes.child import ChildTimeoutError, call_in_child
+from mnv2deploy.runtimes.edges import from_model_output, to_model_input
+from mnv2deploy.runtimes.ort import OrtRuntime
+from mnv2deploy.runtimes.torch_eager import TorchRuntime
+
+from .conftest import copy_artifact
+
+
+def _reference(artifact, images):
+    rt = TorchRuntime()
+    rt.load(artifact, read_manifest(artifact))
+    return rt.run(images)
+
+
+def test_ort_matches_torch_with_threads(onnx_fp32, images):
+    manifest = read_manifest(onnx_fp32)
+    rt = runtime_for(manifest)()
+    assert isinstance(rt, OrtRuntime)
+    rt.load(onnx_fp32, manifest, threads=2)
+    y = rt.run(images)  # static batch 1: run per image
+    assert y.shape == (8, 10) and y.dtype == np.float32
+    assert np.abs(y - _reference(onnx_fp32, images)).max() < 1e-3
+    assert rt.details() == {"execution_provider": "CPUExecutionProvider", "threads": 2}
+    assert "onnxruntime" in rt.versions()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("xnnpack", [True, False])
+def test_litert_matches_torch_with_and_without_xnnpack(tflite_fp32, images, xnnpack):
+    manifest = read_manifest(tflite_fp32)
+    rt = runtime_for(manifest)()
+    rt.load(tflite_fp32, manifest, threads=1, xnnpack=xnnpack)
+    y = rt.run(images)
+    assert y.shape == (8, 10) and y.dtype == np.float32
+    assert np.abs(y - _reference(tflite_fp32, images)).max() < 1e-3
+    assert rt.details() == {"delegate": "xnnpack" if xnnpack else "builtin", "threads": 1}
+
+
+@pytest.mark.slow
+def test_litert_int8_edges_follow_the_manifest(tflite_int8, images):
+    manifest = read_manifest(tflite_int8)
+    assert manifest.inputs[0].dtype == "int8" and manifest.outputs[0].dtype == "int8"
+    rt = runtime_for(manifest)()
+    rt.load(tflite_int8, manifest, threads=1)
+    y = rt.run(images)
+    ref = _reference(tflite_int8, images)
+    assert y.shape == ref.shape and y.dtype == np.float32
+    assert np.mean(y.argmax(1) == ref.argmax(1)) >= 0.75  # dequantized logits, not raw int8 codes
+    assert np.abs(y).max() < 128 * manifest.outputs[0].scale + 1e-6
+
+
+def test_edges_quantize_nhwc_int8_exactly():
+    spec = TensorSpec("x", (1, 2, 2, 3), "int8", "NHWC", scale=0.5, zero_point=-3)
+    x = np.arange(12, dtype=np.float32).reshape(1, 3, 2, 2) - 6  # NCHW
+    q = to_model_input(x, spec)
+    assert q.dtype == np.int8 and q.shape == (1, 2, 2, 3)
+    np.testing.assert_array_equal(q, np.clip(np.round(x.transpose(0, 2, 3, 1) / 0.5) - 3, -128, 127))
+    out = TensorSpec("y", (1, 4), "int8", "NC", scale=0.25, zero_point=10)
+    y = from_model_output(np.array([[10, 14, -128, 127]], dtype=np.int8), out)
+    np.testing.assert_allclose(y, [[0.0, 1.0, -34.5, 29.25]])
+    with pytest.raises(BadArtifactError, match="no scale"):
+        to_model_input(x, TensorSpec("x", (1, 2, 2, 3), "int8", "NHWC"))
+
+
+def test_torch_runtime_refuses_other_weights(onnx_fp32, tmp_path):
+    import json
+
+    from mnv2deploy.errors import BadWeightsError
+    from mnv2deploy.manifest import manifest_path
+
+    art = copy_artifact(onnx_fp32, tmp_path)
+    d = json.loads(manifest_path(art).read_text())
+    d["weights"]["sha256"] = "0" * 64
+    manifest_path(art).write_text(json.dumps(d))
+    with pytest.raises(BadWeightsError, match="not the ones"):
+        TorchRuntime().load(art, read_manifest(art))
+
+
+def test_registry_errors_list_valid_choices(onnx_fp32):
+    manifest = read_manifest(onnx_fp32)
+    with pytest.raises(UsageError) as e:
+        runtime_for(manifest, arch="arm64")
+    assert "tflite" in e.value.hint
+    with pytest.raises(UsageError, match="arch 'riscv'"):
+        runtime_class("onnx", "riscv")
+    assert runtime_class("tflite", "arm64").name == "litert-arm64"
+
+
+@pytest.mark.parametrize("kind", ["truncated", "random"])
+def test_corrupt_onnx_is_a_one_line_bad_artifact_error(onnx_fp32, tmp_path, images, kind):
+    art = copy_artifact(onnx_fp32, tmp_path)
+    data = art.read_bytes()
+    art.write_bytes(data[: len(data) // 3] if kind == "truncated" else np.random.default_rng(0).bytes(len(data)))
+    with pytest.raises(BadArtifactError) as e:
+        call_in_child(run_artifact, str(art), images, timeout=120)
+    assert "\n" not in e.value.one_line()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["truncated", "random"])
+def test_corrupt_tflite_is_a_one_line_bad_artifact_error(tflite_fp32, tmp_path, images, kind):
+    art = copy_artifact(tflite_fp32, tmp_path)
+    data = art.read_bytes()
+    rng = np.random.default_rng(1)
+    if kind == "truncated":
+        art.write_bytes(data[: len(data) // 2])
+    else:  # keep the flatbuffer header so LiteRT gets past the magic and walks garbage
+        art.write_bytes(data[:64] + rng.bytes(len(data) - 64))
+    with pytest.raises(BadArtifactError) as e:
+        call_in_child(run_artifact, str(art), images, timeout=120)
+    assert "\n" not in e.value.one_line()
+
+
+def test_child_signal_becomes_bad_artifact_error():
+    with pytest.raises(BadArtifactError, match="SIGABRT"):
+        call_in_child(os.abort)
+
+
+def test_child_timeout_kills_the_child():
+    start = time.monotonic()
+    with pytest.raises(ChildTimeoutError, match="within 1 s"):
+        call_in_child(time.sleep, 30, timeout=1)
+    assert time.monotonic() - start < 20
+
+
+def test_child_typed_errors_cross_unchanged(tmp_path):
+    with pytest.raises(BadArtifactError) as e:
+        call_in_child(read_manifest, tmp_path / "nope.onnx")
+    assert e.value.hint and "exported artifact" in e.value.hint
+
+
+def test_child_returns_results():
+    assert call_in_child(divmod, 7, 2) == (3, 1)
