@@ -137,10 +137,21 @@ def conversion_fidelity(artifact: Path, manifest: Manifest, data: Path | None, n
     return out
 
 
+def _load_images(data: Path | None, manifest: Manifest, samples: int | None):
+    """The embedded eval set, or a folder; a folder whose class names are not the model's labels is unlabelled
+    (agreement and logit metrics still apply, accuracies are null)."""
+    from .data import list_image_folder, load_dataset, load_image_folder
+
+    if data is None:
+        return load_dataset(None, manifest.preprocessing, samples)
+    _, classes = list_image_folder(data)
+    known = manifest.labels or ()
+    return load_image_folder(data, manifest.preprocessing, samples, labelled=all(c in known for c in classes))
+
+
 def check_parity(artifact: Path, data: Path | None = None, samples: int | None = None, thresholds: Tolerance | None = None,
                  arch: str = "x86_64", cpu: str | None = None, threads: int | None = None) -> dict[str, Any]:
     """The parity report (a dict, as printed by --json). Raises typed errors for bad artifacts/data."""
-    from .data import load_dataset
     from .runtimes import run_artifact, runtime_for
     from .runtimes.child import call_in_child
     from .runtimes.torch_eager import TorchRuntime
@@ -164,7 +175,7 @@ def check_parity(artifact: Path, data: Path | None = None, samples: int | None =
                       static_checks=checks)
         return report
 
-    batch = load_dataset(data, manifest.preprocessing, samples)
+    batch = _load_images(data, manifest, samples)
     if len(batch) == 0:
         raise BadDataError("no images to compare", "give a folder with images (one subfolder per class for labels)")
     ref_rt = TorchRuntime()

@@ -1,0 +1,168 @@
+"""Parity on real artifacts through the CLI: verdicts, exit codes, JSON keys, JUnit XML, labels or not."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnv2deploy.cli.app import main
+from mnv2deploy.manifest import manifest_path
+from mnv2deploy.parity import TOLERANCES, compare_logits
+
+from runtimes.conftest import copy_artifact
+
+KEYS = {"passed", "status", "top1_agreement", "reference_accuracy", "artifact_accuracy", "max_abs_diff",
+        "mean_abs_diff", "sqnr_db", "cosine", "thresholds", "precision", "target", "samples", "runtime", "versions",
+        "conversion_fidelity", "arch", "cpu"}
+
+
+def _run(capsys, *args):
+    code = main(["parity", *map(str, args), "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+def test_fp32_onnx_passes_with_all_keys(onnx_fp32, capsys):
+    code, r, err = _run(capsys, onnx_fp32, "--samples", 100)
+    assert code == 0, err
+    assert KEYS <= set(r) and r["status"] == "passed" and r["passed"] is True
+    assert r["samples"] == 100 and r["runtime"] == "onnxruntime" and r["precision"] == "fp32"
+    assert r["top1_agreement"] == 1.0 and r["max_abs_diff"] <= 1e-3 and r["cosine"] > 0.9999
+    assert 0 <= r["reference_accuracy"] <= 1 and r["artifact_accuracy"] == r["reference_accuracy"]
+    assert r["conversion_fidelity"] is None  # only int8 has a quantized torch model
+    assert r["thresholds"]["max_abs_diff"] == TOLERANCES["fp32"].max_abs_diff
+
+
+@pytest.mark.slow
+def test_fp32_tflite_passes(tflite_fp32, capsys):
+    code, r, err = _run(capsys, tflite_fp32, "--samples", 100)
+    assert code == 0, err
+    assert r["runtime"] == "litert" and r["max_abs_diff"] <= 1e-3 and r["top1_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_int8_onnx_is_judged_on_decisions_not_logits(onnx_int8, capsys):
+    code, r, err = _run(capsys, onnx_int8, "--samples", 200)
+    names = {c["name"]: c for c in r["checks"]}
+    assert names["max_abs_diff"]["passed"] is None and names["max_abs_diff"]["value"] > 1e-3  # int8 moves logits
+    assert names["accuracy_drop"]["limit"] == "<= 1.0 pts" and names["top1_agreement"]["limit"] == ">= 0.98"
+    assert code == (0 if r["passed"] else 3), err
+    assert r["conversion_fidelity"]["status"] == "n/a"  # this local model records no quantized torch logits
+
+
+@pytest.mark.slow
+def test_int8_tflite_embedded_default_meets_the_bar(tflite_int8, capsys):
+    code, r, err = _run(capsys, tflite_int8)
+    assert code == 0, err
+    assert r["samples"] == 500 and r["top1_agreement"] >= 0.98
+    assert (r["reference_accuracy"] - r["artifact_accuracy"]) * 100 <= 1.0
+    assert r["conversion_fidelity"]["status"] in ("compared", "n/a")
+
+
+@pytest.mark.slow
+def test_overrides_replace_the_int8_defaults(onnx_int8, capsys):
+    code, r, err = _run(capsys, onnx_int8, "--samples", 50, "--min-agreement", "0.5", "--max-drop", "30")
+    assert code == 0, err
+    assert r["thresholds"]["min_agreement"] == 0.5 and r["thresholds"]["max_drop"] == 30.0
+    assert main(["parity", str(onnx_int8), "--min-agreement", "2"]) == 2  # out of 0..1 is a usage error
+
+
+def test_logit_difference_fails_fp32_with_exit_3(onnx_fp32, tmp_path, capsys):
+    """A real artifact whose output disagrees: fp32 Gemm bias nudged by 0.01 in the ONNX file itself."""
+    import onnx
+    from onnx import numpy_helper
+
+    from mnv2deploy.fileio import sha256_file
+
+    art = copy_artifact(onnx_fp32, tmp_path)
+    model = onnx.load(str(art))
+    init = [i for i in model.graph.initializer if len(numpy_helper.to_array(i).shape) == 1
+            and numpy_helper.to_array(i).shape[0] == 10][-1]
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + np.float32(0.01), init.name))
+    onnx.save(model, str(art))
+    m = json.loads(manifest_path(art).read_text())
+    m["artifact_sha256"] = sha256_file(art)
+    manifest_path(art).write_text(json.dumps(m))
+    junit = tmp_path / "parity.xml"
+    code = main(["parity", str(art), "--samples", "20", "--junit-xml", str(junit)])
+    out, err = capsys.readouterr()
+    assert code == 3 and "max_abs_diff" in err and err.count("\n") == 1
+    assert "✗" in out
+    suite = ET.parse(junit).getroot().find("testsuite")
+    failures = [tc.get("name") for tc in suite if tc.find("failure") is not None]
+    assert failures == ["max_abs_diff"] and int(suite.get("failures")) == 1
+    assert int(suite.get("tests")) == len(suite) >= 5
+
+
+def test_junit_xml_is_well_formed_on_pass(onnx_fp32, tmp_path, capsys):
+    junit = tmp_path / "sub" / "parity.xml"
+    junit.parent.mkdir()
+    assert main(["parity", str(onnx_fp32), "--samples", "10", "--junit-xml", str(junit)]) == 0
+    root = ET.parse(junit).getroot()
+    suite = root.find("testsuite")
+    names = {tc.get("name") for tc in suite.iter("testcase")}
+    assert {"top1_agreement", "max_abs_diff", "accuracy_drop", "sqnr_db", "cosine"} <= names
+    assert suite.get("failures") == "0" and list(junit.parent.iterdir()) == [junit]  # no temp file left
+
+
+def test_sha256_mismatch_exits_2(onnx_fp32, tmp_path, capsys):
+    art = copy_artifact(onnx_fp32, tmp_path)
+    with open(art, "ab") as f:
+        f.write(b"\0")
+    code, r, err = _run(capsys, art)
+    assert code == 2 and r is None and "sha256" in err and "does not match" in err
+
+
+def test_missing_manifest_exits_2(onnx_fp32, tmp_path, capsys):
+    art = copy_artifact(onnx_fp32, tmp_path)
+    manifest_path(art).unlink()
+    code, r, err = _run(capsys, art)
+    assert code == 2 and "no manifest" in err
+
+
+def test_corrupt_model_with_matching_hash_exits_2(onnx_fp32, tmp_path, capsys):
+    from mnv2deploy.fileio import sha256_file
+
+    art = copy_artifact(onnx_fp32, tmp_path)
+    art.write_bytes(art.read_bytes()[:5000])
+    m = json.loads(manifest_path(art).read_text())
+    m["artifact_sha256"] = sha256_file(art)
+    manifest_path(art).write_text(json.dumps(m))
+    code, r, err = _run(capsys, art, "--samples", 4)
+    assert code == 2 and err.count("\n") == 1 and "onnxruntime cannot load" in err
+
+
+def test_unlabelled_folder_gives_null_accuracies(onnx_fp32, tmp_path, capsys):
+    folder = tmp_path / "imgs" / "holiday photos"  # not one of the model's classes
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    code, r, err = _run(capsys, onnx_fp32, "--data", folder.parent)
+    assert code == 0, err
+    assert r["samples"] == 6 and r["reference_accuracy"] is None and r["artifact_accuracy"] is None
+    assert r["top1_agreement"] == 1.0
+
+
+def test_empty_data_folder_exits_2(onnx_fp32, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, r, err = _run(capsys, onnx_fp32, "--data", tmp_path / "empty")
+    assert code == 2
+
+
+def test_cpu_without_arm64_is_a_usage_error(onnx_fp32, capsys):
+    assert main(["parity", str(onnx_fp32), "--cpu", "cortex-a57"]) == 2
+
+
+def test_compare_logits_metrics():
+    ref = np.array([[1.0, 2.0, 3.0], [3.0, 1.0, 0.0]])
+    art = ref + np.array([[0.0, 0.0, 0.1], [0.0, 3.0, 0.0]])
+    m = compare_logits(ref, art)
+    assert m["top1_agreement"] == 0.5 and m["max_abs_diff"] == pytest.approx(3.0)
+    assert m["mean_abs_diff"] == pytest.approx(3.1 / 6)
+    assert m["sqnr_db"] == pytest.approx(10 * np.log10(24 / 9.01))
+    assert compare_logits(ref, ref)["sqnr_db"] == float("inf")
