@@ -166,3 +166,17 @@ def test_compare_logits_metrics():
     assert m["mean_abs_diff"] == pytest.approx(3.1 / 6)
     assert m["sqnr_db"] == pytest.approx(10 * np.log10(24 / 9.01))
     assert compare_logits(ref, ref)["sqnr_db"] == float("inf")
+
+
+@pytest.mark.slow
+@pytest.mark.android
+def test_arm64_parity_runs_emulated_litert(tflite_fp32, capsys):
+    code, r, err = _run(capsys, tflite_fp32, "--arch", "arm64", "--cpu", "cortex-a57", "--samples", 10)
+    assert code == 0, err
+    assert r["arch"] == "aarch64" and r["cpu"] == "cortex-a57" and r["runtime"] == "litert-arm64"
+    assert r["max_abs_diff"] <= 1e-3 and r["runtime_details"]["emulated"] is True
+
+
+def test_arm64_refuses_onnx(onnx_fp32, capsys):
+    code, r, err = _run(capsys, onnx_fp32, "--arch", "arm64")
+    assert code == 2 and "no arm64 runtime for onnx" in err
