@@ -33,9 +33,10 @@ TOLERANCES = {
     # Same math in float32, only kernel order differs: differences are rounding noise (~1e-5). 0.99 agreement
     # leaves room for a near-tie flipping among hundreds of images, never for a real error.
     "fp32": Tolerance(max_abs_diff=1e-3, min_agreement=0.99, reason="float32 rounding noise only"),
-    # fp16 weights (computed in fp32 or fp16): ~3 significant digits, so logits move by ~1e-2 of their spread.
-    # SQNR >= 35 dB is ~1.8% RMS error; measured fp16 MobileNetV2 here sits well above it.
-    "fp16": Tolerance(max_abs_diff=0.1, min_agreement=0.98, min_sqnr_db=35.0,
+    # fp16 weights keep ~3 significant digits. Measured on the embedded default (tflite-fp16, 500 images, LiteRT
+    # x86 and aarch64): max abs diff 0.011, SQNR 60.7 dB, agreement 0.998. Gates leave ~9x / 20 dB of headroom for
+    # larger models and logits (ImageNet 224), yet a wrong op or a float cast bug lands far outside them.
+    "fp16": Tolerance(max_abs_diff=0.1, min_agreement=0.99, min_sqnr_db=40.0,
                       reason="fp16 rounding of weights, about 3 significant digits"),
     # int8 logits differ by design; what matters is the decision: the bar, <=1 point of accuracy and
     # >=98% same top-1.

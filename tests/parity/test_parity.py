@@ -180,3 +180,29 @@ def test_arm64_parity_runs_emulated_litert(tflite_fp32, capsys):
 def test_arm64_refuses_onnx(onnx_fp32, capsys):
     code, r, err = _run(capsys, onnx_fp32, "--arch", "arm64")
     assert code == 2 and "no arm64 runtime for onnx" in err
+
+
+@pytest.mark.slow
+def test_conversion_fidelity_compares_with_the_recorded_quantized_logits(onnx_int8, tmp_path, capsys):
+    """Record the quantized-model logits the way the exporter does (here: the int8 graph's own outputs, via
+    onnxruntime with the builtin providers), then parity on the same data compares against them."""
+    from mnv2deploy.data import load_embedded
+    from mnv2deploy.manifest import read_manifest
+    from mnv2deploy.runtimes.ort import OrtRuntime
+
+    art = copy_artifact(onnx_int8, tmp_path)
+    manifest = read_manifest(art)
+    batch = load_embedded("eval", manifest.preprocessing, 40)
+    rt = OrtRuntime()
+    rt.load(art, manifest, threads=1)
+    logits = rt.run(batch.images)
+    np.savez(tmp_path / (art.name + ".qref.npz"), logits=logits, labels=batch.labels)
+    m = json.loads(manifest_path(art).read_text())
+    m["extra"]["quantized_reference"] = {"file": art.name + ".qref.npz", "data": "embedded:eval", "samples": 40,
+                                         "accuracy": float(np.mean(logits.argmax(1) == batch.labels))}
+    manifest_path(art).write_text(json.dumps(m))
+    _, r, err = _run(capsys, art, "--samples", 40)
+    cf = r["conversion_fidelity"]
+    assert cf["status"] == "compared" and cf["top1_agreement"] == 1.0 and cf["max_abs_diff"] < 1e-4, err
+    _, r, _ = _run(capsys, art, "--samples", 30)
+    assert r["conversion_fidelity"]["status"] == "n/a" and "x 30" in r["conversion_fidelity"]["reason"]
