@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BadArtifactError, BadDataError, UsageError
-from .manifest import Manifest, read_manifest
+from .manifest import Manifest, _own_version, read_manifest
 
 CHILD_TIMEOUT = 3600.0  # a hung runtime must not block CI forever; qemu-emulated runs are the slow case
 
@@ -167,7 +167,7 @@ def check_parity(artifact: Path, data: Path | None = None, samples: int | None =
         "runtime": runtime_cls.name, "thresholds": {**asdict(tol)}, "passed": False, "status": "failed",
         "top1_agreement": None, "reference_accuracy": None, "artifact_accuracy": None, "max_abs_diff": None,
         "mean_abs_diff": None, "sqnr_db": None, "cosine": None, "samples": 0, "conversion_fidelity": None,
-        "versions": dict(manifest.tool_versions), "checks": []}
+        "versions": {}, "export_tool_versions": dict(manifest.tool_versions), "checks": []}
     reason = runtime_cls.unavailable_reason()
     if reason:
         static = getattr(runtime_cls, "static_checks", None)
@@ -192,7 +192,7 @@ def check_parity(artifact: Path, data: Path | None = None, samples: int | None =
     passed = all(c["passed"] is not False for c in checks)
     report.update(metrics, checks=checks, passed=passed, status="passed" if passed else "failed",
                   samples=len(batch), data=batch.source, runtime=out["runtime"], runtime_details=out["details"],
-                  versions={**out["versions"], **ref_rt.versions()},
+                  versions={**out["versions"], **ref_rt.versions(), "mnv2deploy": _own_version()},
                   conversion_fidelity=conversion_fidelity(artifact, manifest, data, len(batch), batch.labels, logits))
     if arch == "arm64":
         report["cpu"] = out["details"].get("emulated_cpu", cpu)
