@@ -17,6 +17,7 @@ import numpy as np
 from .errors import BadArtifactError, BadDataError, UsageError
 from .manifest import Manifest, _own_version, read_manifest
 
+ParityReport = dict[str, Any]  # the --json object; keys in docs/parity.md
 CHILD_TIMEOUT = 3600.0  # a hung runtime must not block CI forever; qemu-emulated runs are the slow case
 
 
@@ -151,7 +152,7 @@ def _load_images(data: Path | None, manifest: Manifest, samples: int | None):
 
 
 def check_parity(artifact: Path, data: Path | None = None, samples: int | None = None, thresholds: Tolerance | None = None,
-                 arch: str = "x86_64", cpu: str | None = None, threads: int | None = None) -> dict[str, Any]:
+                 arch: str = "x86_64", cpu: str | None = None, threads: int | None = None) -> ParityReport:
     """The parity report (a dict, as printed by --json). Raises typed errors for bad artifacts/data."""
     from .runtimes import run_artifact, runtime_for
     from .runtimes.child import call_in_child

@@ -59,7 +59,7 @@ def call_in_child(func: Callable[..., Any], *args: Any, timeout: float | None = 
             proc.kill()
             proc.join(5)
             raise ChildTimeoutError(f"{name} did not finish within {timeout:g} s and was stopped",
-                                    "the artifact may be far larger than expected or the runtime hung")
+                                    "the runtime hung or the work is larger than the timeout allows")
         try:
             kind, payload = recv.recv()
         except (EOFError, OSError):
