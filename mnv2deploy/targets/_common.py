@@ -1,0 +1,151 @@
+"""Pieces every export target shares: the torch model to convert, artifact names, calibration batches,
+reading the manifest facts, and the atomic write of artifact + manifest."""
+
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..data import Batch, load_dataset
+from ..errors import BadDataError, MissingToolError, UsageError
+from ..fileio import atomic_path, sha256_file
+from ..manifest import Manifest, TensorSpec, tool_versions, write_manifest
+from .base import ExportRequest, ExportResult
+
+OUTPUT_NAME = "logits"
+INPUT_NAME = "input"
+
+
+def model_tag(request: ExportRequest) -> str:
+    """``mobilenet_v2-1.0-224`` or ``mobilenet_v2-1.0-224-split4``: width, resolution and split in the name."""
+    spec = request.reference.spec
+    split = f"-split{request.split}" if request.split > 1 else ""
+    w = spec.width_mult
+    width = f"{w:.1f}" if round(w, 1) == w else f"{w:g}"
+    return f"mobilenet_v2-{width}-{request.resolution}{split}"
+
+
+def artifact_path(request: ExportRequest, precision: str, suffix: str) -> Path:
+    return Path(request.out_dir) / f"{model_tag(request)}.{precision}{suffix}"
+
+
+def torch_model(request: ExportRequest) -> Any:
+    """A private eval copy of the reference, split into channel groups when asked."""
+    model = copy.deepcopy(request.reference.model).eval()
+    if request.split > 1:
+        from ..split import split_blocks
+
+        model = split_blocks(model, request.split).eval()
+    return model
+
+
+def sample_input(request: ExportRequest) -> Any:
+    import torch
+
+    return torch.zeros(1, 3, request.resolution, request.resolution)
+
+
+def require(module: str, hint: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingToolError(f"{module} is not installed", hint) from None
+
+
+def missing(modules: tuple[str, ...], hint: str) -> str | None:
+    import importlib.util
+
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            return f"{m} is not installed ({hint})"
+    return None
+
+
+def check_options(request: ExportRequest, target: str, allowed: tuple[str, ...] = ()) -> dict[str, Any]:
+    given = {k.replace("-", "_"): v for k, v in request.options.items() if v is not None}
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise UsageError(f"target {target} has no option {', '.join(unknown)}",
+                         f"its options are {', '.join(allowed)}" if allowed else f"{target} takes no extra options")
+    if request.split < 1:
+        raise UsageError(f"--split must be at least 1, got {request.split}")
+    return given
+
+
+def no_dynamic_batch(request: ExportRequest, target: str) -> None:
+    if request.dynamic_batch:
+        raise UsageError(f"{target} exports batch 1 only", "--dynamic-batch works with: onnx, onnx-int8")
+
+
+def calibration_batch(request: ExportRequest) -> tuple[Batch, str]:
+    """Real images for calibration: ``--calib DIR`` or the embedded calibration set; empty -> BadDataError."""
+    if request.calib_samples < 1:
+        raise UsageError(f"--calib-samples must be at least 1, got {request.calib_samples}")
+    contract = request.reference.spec.contract.at_resolution(request.resolution)
+    batch = load_dataset(request.calib, contract, request.calib_samples, kind="calib")
+    if len(batch) == 0:
+        raise BadDataError(f"no calibration images in {request.calib or 'the embedded set'}",
+                           "pass --calib DIR with DIR/<class>/<image>.jpg")
+    source = str(request.calib) if request.calib else "embedded:calib"
+    return batch, source
+
+
+@contextmanager
+def atomic_artifact(final: Path) -> Iterator[Path]:
+    """A temporary sibling path with the artifact's suffix (converters look at it); renamed on success."""
+    with atomic_path(final) as tmp:
+        staged = tmp.with_name(tmp.name + final.suffix)
+        try:
+            yield staged
+            staged.replace(tmp)
+        finally:
+            if staged.exists():
+                staged.unlink()
+
+
+def finish(target: Any, request: ExportRequest, path: Path, inputs: tuple[TensorSpec, ...],
+           outputs: tuple[TensorSpec, ...], options: dict[str, Any], extra: dict[str, Any],
+           tools: tuple[str, ...], started: float) -> ExportResult:
+    """Write the manifest beside the (already atomically written) artifact and build the result."""
+    spec = request.reference.spec
+    manifest = Manifest(
+        target=target.name, format=target.format, precision=target.precision, artifact=path.name,
+        artifact_sha256=sha256_file(path), inputs=inputs, outputs=outputs,
+        preprocessing=spec.contract.at_resolution(request.resolution),
+        model={"name": "mobilenet_v2", "width_mult": spec.width_mult, "num_classes": spec.num_classes,
+               "resolution": request.resolution, "split": request.split},
+        weights={**spec.to_dict(), "sha256": request.reference.weights_sha256},
+        export_options={"dynamic_batch": request.dynamic_batch, "split": request.split, **options},
+        tool_versions=tool_versions("torch", *tools), extra=extra)
+    manifest_file = write_manifest(path, manifest)
+    return ExportResult(target.name, path, manifest_file, manifest, time.perf_counter() - started,
+                        path.stat().st_size)
+
+
+def torch_logits(model: Any, images: np.ndarray, chunk: int = 64) -> np.ndarray:
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(images), chunk):
+            outs.append(model(torch.from_numpy(images[i:i + chunk])).numpy())
+    return np.concatenate(outs).astype(np.float32)
+
+
+def save_npz_atomic(final: Path, **arrays: np.ndarray) -> None:
+    with atomic_path(final) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t

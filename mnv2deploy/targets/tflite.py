@@ -1,0 +1,65 @@
+"""`tflite`: fp32 TFLite via litert-torch (no TensorFlow needed); runs in ai-edge-litert (LiteRT).
+
+litert-torch keeps the torch input layout (NCHW) at the model boundary; the manifest records what the
+written file really takes, read back with the LiteRT interpreter."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..manifest import TensorSpec
+from . import _common as c
+from .base import ExportRequest, ExportResult
+
+HINT = "pip install litert-torch==0.10.0 ai-edge-litert==2.3.0"
+TOOLS = ("litert-torch", "ai-edge-litert", "torchao")
+
+
+def convert(model: Any, request: ExportRequest, path: Path, quant_config: Any = None) -> None:
+    litert_torch = c.require("litert_torch", HINT)
+    kwargs = {"quant_config": quant_config} if quant_config is not None else {}
+    litert_torch.convert(model.eval(), (c.sample_input(request),), **kwargs).export(str(path))
+
+
+def tflite_tensor_specs(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Inputs/outputs as the LiteRT interpreter sees them, int8 scale/zero point included."""
+    Interpreter = c.require("ai_edge_litert.interpreter", HINT).Interpreter
+    interp = Interpreter(model_path=str(path))
+
+    def spec(d: dict[str, Any], is_input: bool) -> TensorSpec:
+        shape = tuple(int(v) for v in d["shape"])
+        layout = ("NCHW" if shape[1] == 3 else "NHWC") if is_input and len(shape) == 4 else "NC"
+        scale, zp = d.get("quantization", (0.0, 0))
+        quantized = np.dtype(d["dtype"]).kind in "iu" and scale
+        return TensorSpec(d["name"], shape, np.dtype(d["dtype"]).name, layout,
+                          float(scale) if quantized else None, int(zp) if quantized else None)
+
+    return (tuple(spec(d, True) for d in interp.get_input_details()),
+            tuple(spec(d, False) for d in interp.get_output_details()))
+
+
+class TfliteTarget:
+    name: ClassVar[str] = "tflite"
+    format: ClassVar[str] = "tflite"
+    precision: ClassVar[str] = "fp32"
+    suffix: ClassVar[str] = ".tflite"
+
+    def unavailable_reason(self) -> str | None:
+        return c.missing(("litert_torch", "ai_edge_litert"), HINT)
+
+    def quant_config(self) -> Any:
+        return None
+
+    def export(self, request: ExportRequest) -> ExportResult:
+        started = time.perf_counter()
+        c.check_options(request, self.name)
+        c.no_dynamic_batch(request, self.name)
+        path = c.artifact_path(request, self.precision, self.suffix)
+        with c.atomic_artifact(path) as tmp:
+            convert(c.torch_model(request), request, tmp, self.quant_config())
+            inputs, outputs = tflite_tensor_specs(tmp)
+        return c.finish(self, request, path, inputs, outputs, {}, {}, TOOLS, started)
