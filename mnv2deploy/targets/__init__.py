@@ -19,7 +19,7 @@ _register("onnx", "OnnxTarget")
 # _register("onnx_int8", "OnnxInt8Target")
 _register("tflite", "TfliteTarget")
 _register("tflite_fp16", "TfliteFp16Target")
-# _register("tflite_int8", "TfliteInt8Target")
+_register("tflite_int8", "TfliteInt8Target")
 
 
 def available_targets() -> tuple[str, ...]:

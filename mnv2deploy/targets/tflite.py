@@ -22,7 +22,7 @@ TOOLS = ("litert-torch", "ai-edge-litert", "torchao")
 def convert(model: Any, request: ExportRequest, path: Path, quant_config: Any = None) -> None:
     litert_torch = c.require("litert_torch", HINT)
     kwargs = {"quant_config": quant_config} if quant_config is not None else {}
-    litert_torch.convert(model.eval(), (c.sample_input(request),), **kwargs).export(str(path))
+    litert_torch.convert(model, (c.sample_input(request),), **kwargs).export(str(path))
 
 
 def tflite_tensor_specs(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -60,6 +60,6 @@ class TfliteTarget:
         c.no_dynamic_batch(request, self.name)
         path = c.artifact_path(request, self.precision, self.suffix)
         with c.atomic_artifact(path) as tmp:
-            convert(c.torch_model(request), request, tmp, self.quant_config())
+            convert(c.torch_model(request), request, tmp, self.quant_config())  # torch_model is in eval mode
             inputs, outputs = tflite_tensor_specs(tmp)
         return c.finish(self, request, path, inputs, outputs, {}, {}, TOOLS, started)

@@ -1,0 +1,78 @@
+"""`tflite-int8`: full-integer int8 TFLite (int8 weights per channel, int8 activations, int8 input and output)
+via litert-torch's PT2E quantizer, calibrated on real images.
+
+The PT2E-converted (fake-quant) torch model is the *quantized reference*: its logits on the embedded eval set
+are saved beside the artifact (``<artifact>.qref.npz``) so parity can tell conversion fidelity (artifact vs
+quantized torch) from quantization impact (artifact vs fp32 torch)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..data import load_embedded
+from ..errors import BadArtifactError
+from . import _common as c
+from .base import ExportRequest, ExportResult
+from .tflite import HINT, TOOLS, TfliteTarget, convert, tflite_tensor_specs
+
+QREF_SUFFIX = ".qref.npz"
+
+
+def quantize_pt2e(model: Any, request: ExportRequest, calib: np.ndarray) -> tuple[Any, Any]:
+    """Prepare, calibrate on ``calib`` (NCHW float32), convert: (quantized graph module, its PT2EQuantizer)."""
+    import torch
+
+    pt2e = c.require("litert_torch.quantize.pt2e_quantizer", HINT)
+    qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", "pip install torchao (comes with litert-torch)")
+    quantizer = pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True))
+    graph = torch.export.export(model.eval(), (c.sample_input(request),)).module()
+    prepared = qpt2e.prepare_pt2e(graph, quantizer)
+    qpt2e_api = c.require("torchao.quantization.pt2e", "pip install torchao")
+    qpt2e_api.move_exported_model_to_eval(prepared)
+    with torch.no_grad():
+        for i in range(len(calib)):  # the graph was exported for batch 1
+            prepared(torch.from_numpy(calib[i:i + 1]))
+    converted = qpt2e.convert_pt2e(prepared, fold_quantize=False)
+    qpt2e_api.move_exported_model_to_eval(converted)
+    return converted, quantizer
+
+
+def quantized_reference(qmodel: Any, request: ExportRequest, artifact: Path) -> dict[str, Any]:
+    """Run the fake-quant torch model on the embedded eval set, batch 1 as exported, and save its logits."""
+    contract = request.reference.spec.contract.at_resolution(request.resolution)
+    batch = load_embedded("eval", contract)
+    logits = np.concatenate([c.torch_logits(qmodel, batch.images[i:i + 1]) for i in range(len(batch))])
+    labels = batch.labels if batch.labels is not None else np.full(len(batch), -1)
+    qref = artifact.with_name(artifact.name + QREF_SUFFIX)
+    c.save_npz_atomic(qref, logits=logits, labels=np.asarray(labels))
+    acc = float((logits.argmax(1) == labels).mean()) if batch.labels is not None else None
+    return {"file": qref.name, "data": "embedded:eval", "samples": int(len(batch)), "accuracy": acc}
+
+
+class TfliteInt8Target(TfliteTarget):
+    name: ClassVar[str] = "tflite-int8"
+    precision: ClassVar[str] = "int8"
+
+    def export(self, request: ExportRequest) -> ExportResult:
+        started = time.perf_counter()
+        c.check_options(request, self.name)
+        c.no_dynamic_batch(request, self.name)
+        calib, source = c.calibration_batch(request)
+        qcfg = c.require("litert_torch.quantize.quant_config", HINT)
+        qmodel, quantizer = quantize_pt2e(c.torch_model(request), request, calib.images)
+        path = c.artifact_path(request, self.precision, self.suffix)
+        with c.atomic_artifact(path) as tmp:
+            convert(qmodel, request, tmp, qcfg.QuantConfig(pt2e_quantizer=quantizer))
+            inputs, outputs = tflite_tensor_specs(tmp)
+            for t in inputs + outputs:
+                if t.dtype != "int8" or t.scale is None:
+                    raise BadArtifactError(f"tflite-int8 export has {t.dtype} tensor {t.name}, not int8",
+                                           "this is a converter bug; rerun with --debug")
+        extra = {"calibration": {"source": source, "samples": len(calib)},
+                 "quantized_reference": quantized_reference(qmodel, request, path)}
+        return c.finish(self, request, path, inputs, outputs, {"quantizer": "pt2e symmetric per-channel"},
+                        extra, TOOLS, started)
