@@ -16,7 +16,7 @@ def _register(module: str, cls: str) -> None:
 
 
 _register("onnx", "OnnxTarget")
-# _register("onnx_int8", "OnnxInt8Target")
+_register("onnx_int8", "OnnxInt8Target")
 _register("tflite", "TfliteTarget")
 _register("tflite_fp16", "TfliteFp16Target")
 _register("tflite_int8", "TfliteInt8Target")
