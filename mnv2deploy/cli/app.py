@@ -20,6 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 COMMANDS = {
     "info": "info:info",
     "devices": "devices:devices",
+    "export": "export:export",
     "memory": "memory:memory",
     "parity": "parity:parity",
 }

@@ -1,0 +1,108 @@
+"""`mnv2deploy export --target T --out DIR`: one artifact plus its manifest per target (or every target with `all`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import UsageError
+from ..targets import available_targets
+from .common import JsonOpt, emit, note, status
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option {p!r} is not KEY=VALUE", "e.g. --option input-type=tensor")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def plan_targets(target: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The targets to export and the ones skipped (``all`` only) with why."""
+    from ..targets import get_target
+
+    if target != "all":
+        reason = get_target(target).unavailable_reason()
+        if reason:
+            from ..errors import MissingToolError
+
+            raise MissingToolError(f"target {target} cannot export here: {reason}")
+        return [target], []
+    chosen, skipped = [], []
+    for name in available_targets():
+        reason = get_target(name).unavailable_reason()
+        if reason:
+            skipped.append({"target": name, "reason": reason})
+        else:
+            chosen.append(name)
+    return chosen, skipped
+
+
+def export(
+    target: str = typer.Option(..., "--target", "-t",
+                               help=f"One of: {', '.join(available_targets())}, or all (every target available here)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for artifacts and manifests."),
+    width: Optional[float] = typer.Option(None, "--width", help="Width multiplier (default: what the weights were made for)."),
+    resolution: Optional[int] = typer.Option(None, "--resolution", min=16, max=1024, help="Input size in pixels."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, help="Classifier outputs."),
+    weights: str = typer.Option("default", "--weights", help="default (embedded CIFAR-10 model), imagenet, random or a PATH."),
+    calib: Optional[Path] = typer.Option(None, "--calib", help="Image folder DIR/<class>/<image> for int8 calibration "
+                                                               "(default: the embedded calibration set)."),
+    calib_samples: int = typer.Option(200, "--calib-samples", min=1, help="Calibration images to use."),
+    split: int = typer.Option(1, "--split", min=1, help="Channel groups per inverted residual (1 = plain model)."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Dynamic batch dimension (onnx targets only)."),
+    option: List[str] = typer.Option([], "--option", help="Target-specific KEY=VALUE (repeatable), e.g. input-type=tensor."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export MobileNetV2 to deployment formats, each with a manifest (hashes, tensors, preprocessing, versions)."""
+    from ..targets import get_target
+    from ..targets.base import ExportRequest
+    from ..weights import load_reference, resolve_weights
+
+    names, skipped = plan_targets(target)
+    options = parse_options(option)
+    spec = resolve_weights(weights, width_mult=width, num_classes=num_classes, resolution=resolution)
+    reference = load_reference(spec)
+    request = ExportRequest(reference=reference, resolution=resolution or spec.contract.resolution, out_dir=out,
+                            calib=calib, calib_samples=calib_samples, split=split, dynamic_batch=dynamic_batch,
+                            options=options)
+    for s in skipped:
+        note(f"skipping {s['target']}: {s['reason']}")
+    if target == "all" and (dynamic_batch or options):
+        names = [n for n in names if _accepts(n, request, skipped)]
+    results = []
+    for name in names:
+        with status(f"exporting {name}"):
+            result = get_target(name).export(request)
+        note(f"{name}: {result.artifact} ({result.size_bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
+        results.append(result.to_dict())
+
+    def render(console):
+        t = Table(title="exported")
+        for col in ("target", "precision", "artifact", "MB", "seconds"):
+            t.add_column(col)
+        for r in results:
+            t.add_row(r["target"], r["precision"], r["artifact"], f"{r['size_bytes'] / 1e6:.2f}", f"{r['seconds']:.1f}")
+        console.print(t)
+        for s in skipped:
+            console.print(f"skipped {s['target']}: {s['reason']}")
+
+    if target == "all":
+        emit({"artifacts": results, "skipped": skipped}, as_json, render)
+    else:
+        emit(results[0], as_json, render)
+
+
+def _accepts(name: str, request: Any, skipped: list[dict[str, str]]) -> bool:
+    """With ``all``, a target that rejects the given options is skipped with the reason instead of failing."""
+    if request.dynamic_batch and not name.startswith("onnx"):
+        skipped.append({"target": name, "reason": "no --dynamic-batch support"})
+        note(f"skipping {name}: no --dynamic-batch support")
+        return False
+    return True
