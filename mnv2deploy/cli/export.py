@@ -62,6 +62,7 @@ def export(
 ) -> None:
     """Export MobileNetV2 to deployment formats, each with a manifest (hashes, tensors, preprocessing, versions)."""
     from ..targets import get_target
+    from ..targets._common import stdout_to_stderr
     from ..targets.base import ExportRequest
     from ..weights import load_reference, resolve_weights
 
@@ -78,7 +79,7 @@ def export(
         names = [n for n in names if _accepts(n, request, skipped)]
     results = []
     for name in names:
-        with status(f"exporting {name}"):
+        with status(f"exporting {name}"), stdout_to_stderr():
             result = get_target(name).export(request)
         note(f"{name}: {result.artifact} ({result.size_bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
         results.append(result.to_dict())

@@ -24,7 +24,7 @@ def export_fp32_onnx(request: ExportRequest, path: Path) -> None:
     onnx = c.require("onnx", HINT)
     c.require("onnxscript", HINT)
     model = c.torch_model(request)
-    dynamic = {"input": {0: torch.export.Dim("batch", min=1, max=1024)}} if request.dynamic_batch else None
+    dynamic = ({0: torch.export.Dim("batch", min=1, max=1024)},) if request.dynamic_batch else None
     with torch.no_grad():
         torch.onnx.export(model, (c.sample_input(request),), str(path), input_names=[c.INPUT_NAME],
                           output_names=[c.OUTPUT_NAME], opset_version=OPSET, dynamo=True,

@@ -1,0 +1,147 @@
+"""Every target through its real converter and real runtime, and the manifest it writes (slow: converters)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mnv2deploy.data import load_embedded
+from mnv2deploy.fileio import sha256_file
+from mnv2deploy.manifest import read_manifest
+from mnv2deploy.targets import available_targets
+from mnv2deploy.weights import load_reference, resolve_weights
+
+from .helpers import run_artifact, run_many
+
+pytestmark = pytest.mark.slow
+
+TARGETS = ["onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8"]
+EXPECTED = {"onnx": ("fp32", ".fp32.onnx"), "onnx-int8": ("int8", ".int8.onnx"), "tflite": ("fp32", ".fp32.tflite"),
+            "tflite-fp16": ("fp16", ".fp16.tflite"), "tflite-int8": ("int8", ".int8.tflite")}
+
+
+@pytest.fixture(scope="module")
+def eval_batch():
+    spec = resolve_weights("default")
+    batch = load_embedded("eval", spec.contract, 50)
+    with torch.no_grad():
+        logits = load_reference(spec).model(torch.from_numpy(batch.images)).numpy()
+    return batch, logits
+
+
+def test_registry_holds_every_onnx_and_tflite_target():
+    assert set(TARGETS) <= set(available_targets())
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_artifact_runs_in_its_runtime_and_tracks_torch(export_artifact, eval_batch, target):
+    result = export_artifact(target)
+    precision, ending = EXPECTED[target]
+    assert result.artifact.name == f"mobilenet_v2-1.0-32{ending}"
+    batch, torch_logits = eval_batch
+    logits = run_many(result.artifact, batch.images)
+    assert logits.shape == (50, 10)
+    corr = np.corrcoef(logits.ravel(), torch_logits.ravel())[0, 1]
+    diff = np.abs(logits - torch_logits).max()
+    if precision == "fp32":
+        assert diff < 1e-4
+    elif precision == "fp16":
+        assert diff < 0.05
+    else:  # int8: close, not equal
+        assert corr > 0.97 and (logits.argmax(1) == torch_logits.argmax(1)).mean() >= 0.85
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_manifest_describes_the_written_file(export_artifact, target):
+    result = export_artifact(target)
+    m = read_manifest(result.artifact)  # verifies the sha256
+    assert m.artifact_sha256 == sha256_file(result.artifact) == result.manifest.artifact_sha256
+    spec = resolve_weights("default")
+    assert (m.target, m.precision) == (target, EXPECTED[target][0])
+    assert m.weights["sha256"] == load_reference(spec).weights_sha256 and m.weights["id"] == spec.id
+    assert m.model == {"name": "mobilenet_v2", "width_mult": 1.0, "num_classes": 10, "resolution": 32, "split": 1}
+    assert m.preprocessing == spec.contract and m.labels == spec.contract.labels
+    assert m.inputs[0].shape == (1, 3, 32, 32) and m.inputs[0].layout == "NCHW"
+    assert m.outputs[0].shape == (1, 10)
+    assert "torch" in m.tool_versions and m.tool_versions["mnv2deploy"]
+    raw = json.loads(result.manifest_path.read_text())
+    assert raw["labels"] == list(spec.contract.labels)
+
+
+def test_tflite_int8_is_int8_end_to_end_with_params_from_the_file(export_artifact):
+    from ai_edge_litert.interpreter import Interpreter
+
+    result = export_artifact("tflite-int8")
+    interp = Interpreter(model_path=str(result.artifact))
+    details = interp.get_input_details() + interp.get_output_details()
+    specs = result.manifest.inputs + result.manifest.outputs
+    for d, s in zip(details, specs):
+        assert np.dtype(d["dtype"]) == np.int8 and s.dtype == "int8"
+        assert (s.scale, s.zero_point) == (pytest.approx(d["quantization"][0]), d["quantization"][1])
+    weights = [t for t in interp.get_tensor_details() if t["name"] and len(t["quantization_parameters"]["scales"]) > 1]
+    assert weights, "per-channel int8 weights expected"
+    extra = result.manifest.extra
+    assert extra["calibration"] == {"source": "embedded:calib", "samples": 200}
+
+
+def test_tflite_int8_quantized_reference_is_beside_the_artifact(export_artifact, eval_batch):
+    result = export_artifact("tflite-int8")
+    qref = result.manifest.extra["quantized_reference"]
+    data = np.load(result.artifact.with_name(qref["file"]))
+    assert data["logits"].shape == (500, 10) and data["labels"].shape == (500,)
+    assert qref["data"] == "embedded:eval" and qref["samples"] == 500
+    assert qref["accuracy"] == pytest.approx((data["logits"].argmax(1) == data["labels"]).mean())
+    # the quantized torch model and the int8 artifact agree far better than fp32 torch and int8 do
+    batch, _ = eval_batch
+    idx = np.linspace(0, 499, 50).round().astype(int)  # load_embedded spreads samples the same way
+    np.testing.assert_array_equal(data["labels"][idx], batch.labels)
+    art = run_many(result.artifact, batch.images)
+    assert (art.argmax(1) == data["logits"][idx].argmax(1)).mean() >= 0.95
+
+
+def test_onnx_int8_is_qdq_per_channel(export_artifact):
+    import onnx
+
+    result = export_artifact("onnx-int8")
+    graph = onnx.load(str(result.artifact)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    inits = {i.name: i for i in graph.initializer}
+    per_channel = [n for n in graph.node if n.op_type == "DequantizeLinear"
+                   and n.input[1] in inits and len(inits[n.input[1]].dims) == 1 and inits[n.input[1]].dims[0] > 1]
+    assert per_channel
+    assert result.manifest.extra["quantized_reference"]["file"] is None
+
+
+def test_onnx_dynamic_batch_runs_several_images(export_artifact, eval_batch):
+    import onnxruntime as ort
+
+    result = export_artifact("onnx", dynamic_batch=True)
+    assert result.manifest.inputs[0].shape[0] is None
+    sess = ort.InferenceSession(str(result.artifact), providers=["CPUExecutionProvider"])
+    batch, torch_logits = eval_batch
+    out = sess.run(None, {"input": batch.images[:7]})[0]
+    np.testing.assert_allclose(out, torch_logits[:7], atol=1e-4)
+
+
+def test_split_export_matches_plain_model(export_artifact, eval_batch):
+    result = export_artifact("onnx", split=4)
+    assert result.artifact.name == "mobilenet_v2-1.0-32-split4.fp32.onnx"
+    assert result.manifest.model["split"] == 4
+    batch, torch_logits = eval_batch
+    assert np.abs(run_many(result.artifact, batch.images[:10]) - torch_logits[:10]).max() <= 1e-4
+
+
+def test_other_width_and_resolution_match_torch_within_1e3(export_artifact):
+    spec = resolve_weights("random", width_mult=0.5, num_classes=1000, resolution=128)
+    model = load_reference(spec).model
+    x = np.random.default_rng(0).standard_normal((1, 3, 128, 128)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    for target in ("onnx", "tflite"):
+        result = export_artifact(target, weights="random", width=0.5, num_classes=1000, resolution=128)
+        assert result.artifact.name.startswith("mobilenet_v2-0.5-128.fp32")
+        assert np.abs(run_artifact(result.artifact, x) - ref).max() <= 1e-3
