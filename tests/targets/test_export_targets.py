@@ -144,4 +144,6 @@ def test_other_width_and_resolution_match_torch_within_1e3(export_artifact):
     for target in ("onnx", "tflite"):
         result = export_artifact(target, weights="random", width=0.5, num_classes=1000, resolution=128)
         assert result.artifact.name.startswith("mobilenet_v2-0.5-128.fp32")
-        assert np.abs(run_artifact(result.artifact, x) - ref).max() <= 1e-3
+        diff = np.abs(run_artifact(result.artifact, x) - ref).max()
+        # random init gives logits of ~1e-8, so 1e-3 absolute alone would be hollow: also bound it relatively
+        assert diff <= 1e-3 and diff <= 1e-4 * np.abs(ref).max()
