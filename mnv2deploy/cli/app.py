@@ -19,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 # name -> "module:function"; adding a command is one new module and one line here.
 COMMANDS = {
     "info": "info:info",
+    "bench": "bench:bench",
     "devices": "devices:devices",
     "export": "export:export",
     "memory": "memory:memory",

@@ -1,0 +1,85 @@
+"""`mnv2deploy bench ARTIFACT [--device host|PROFILE|SERIAL|iphone|UDID]`: latency and peak memory of an artifact
+in its real runtime, on this CPU (default), an Android phone over adb, or an iPhone via Xcode."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from .common import JsonOpt, emit, note, status
+
+# Apple device ids: 40 hex (older UDIDs), 8-16 hex (newer UDIDs), or a CoreDevice UUID.
+APPLE_ID = re.compile(r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{8}-[0-9a-fA-F]{16}|"
+                      r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+
+
+def device_kind(device: str, artifact: Path) -> str:
+    """host, ios or android: iOS for `iphone`, an Apple id or a Core ML package; Android for anything else."""
+    if device == "host":
+        return "host"
+    if device.lower() == "iphone" or APPLE_ID.match(device) or artifact.suffix == ".mlpackage":
+        return "ios"
+    return "android"
+
+
+def bench(
+    artifact: Path = typer.Argument(..., help="An exported artifact with its .manifest.json beside it."),
+    device: str = typer.Option("host", "--device", "-d",
+                               help="host (this CPU), an Android profile (pixel) or adb serial, iphone or a UDID."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Runtime threads (host and Android)."),
+    runs: int = typer.Option(100, "--runs", min=1, help="Timed runs."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs before the timed ones."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Images per run (host only)."),
+    no_xnnpack: bool = typer.Option(False, "--no-xnnpack", help="LiteRT builtin kernels instead of XNNPACK (host)."),
+    runtime: str = typer.Option("auto", "--runtime", help="auto (the artifact's runtime) or torch (the PyTorch eager "
+                                                          "reference the artifact was exported from; host only)."),
+    cores: Optional[str] = typer.Option(None, "--cores", help="CPUs to pin to, e.g. 4-7 or 0,1 "
+                                                              "(Android default: the big cores)."),
+    runner: Optional[Path] = typer.Option(None, "--runner", help="Android: a benchmark_model binary to push."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (or FILE.json) for the JSON result and a "
+                                                                 "latency histogram PNG."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Latency statistics (p50/p90/p99, mean, trimmed mean), init and first-inference time, peak memory."""
+    from ..bench.report import render_result, save_result
+    from ..manifest import read_manifest
+
+    kind = device_kind(device, artifact)
+    if kind != "host":
+        host_only = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),
+                                              ("--runtime", runtime != "auto")) if given]
+        if host_only:
+            raise UsageError(f"{', '.join(host_only)} only apply to --device host",
+                             "drop them, or bench on the host")
+    if kind != "android" and runner is not None:
+        raise UsageError("--runner only applies to Android devices", "drop --runner")
+    if kind == "ios" and cores:
+        raise UsageError("--cores does not apply to iPhones", "drop --cores")
+    manifest = read_manifest(artifact, verify=True)
+    with status(f"benchmarking {artifact.name} on {device}"):
+        if kind == "host":
+            from ..android.bench import parse_cores  # one CPU-list syntax for host and phone
+            from ..bench.host import run_host_bench
+
+            note(f"bench {artifact.name} on host: {warmup} warm-up + {runs} runs, {threads} thread(s)")
+            result = run_host_bench(artifact, threads=threads, runs=runs, warmup=warmup, batch=batch,
+                                    xnnpack=not no_xnnpack, runtime=runtime, cores=parse_cores(cores))
+        elif kind == "ios":
+            from ..ios.bench import run_ios_bench
+
+            result = run_ios_bench(artifact, manifest, device=device, runs=runs, warmup=warmup, out=out)
+        else:
+            from ..android.bench import run_android_bench
+
+            result = run_android_bench(artifact, manifest, device=device, threads=threads, runs=runs,
+                                       warmup=warmup, cores=cores, runner=runner, out=out)
+    written = save_result(result, out) if out is not None else {}
+    if result.loaded:
+        note("warning: the machine looked loaded during the run; these numbers are noisy (see the notes)")
+    for what, path in written.items():
+        note(f"wrote {what}: {path}")
+    emit({**result.to_dict(), "files": written}, as_json, lambda console: render_result(result, console))
