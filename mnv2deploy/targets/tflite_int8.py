@@ -22,14 +22,34 @@ from .tflite import HINT, TOOLS, TfliteTarget, convert, tflite_tensor_specs
 QREF_SUFFIX = ".qref.npz"
 
 
+def without_dropout(model: Any) -> Any:
+    """An eval copy with every Dropout replaced by Identity (what eval-mode Dropout computes anyway).
+
+    Why: PT2E puts an observer after the classifier's Dropout, and litert-torch drops that requantization when
+    it removes the Dropout, so the .tflite fed the FC with the coarse scale of the last ReLU6 while the quantized
+    torch model used the fine one. Measured on the embedded default: conversion fidelity (agreement with the
+    quantized torch model) 0.978 -> 0.996 at 32x32 and 0.58 -> 0.988 at 224x224; fp32 agreement 0.976 -> 0.986."""
+    import copy
+
+    from torch import nn
+
+    model = copy.deepcopy(model).eval()
+    for parent in list(model.modules()):
+        for attr, sub in list(parent.named_children()):
+            if isinstance(sub, nn.Dropout):
+                setattr(parent, attr, nn.Identity())
+    return model
+
+
 def quantize_pt2e(model: Any, request: ExportRequest, calib: np.ndarray) -> tuple[Any, Any]:
     """Prepare, calibrate on ``calib`` (NCHW float32), convert: (quantized graph module, its PT2EQuantizer)."""
     import torch
 
+    model = without_dropout(model)
     pt2e = c.require("litert_torch.quantize.pt2e_quantizer", HINT)
     qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", "pip install torchao (comes with litert-torch)")
     quantizer = pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True))
-    graph = torch.export.export(model.eval(), (c.sample_input(request),)).module()
+    graph = torch.export.export(model, (c.sample_input(request),)).module()
     prepared = qpt2e.prepare_pt2e(graph, quantizer)
     qpt2e_api = c.require("torchao.quantization.pt2e", "pip install torchao")
     qpt2e_api.move_exported_model_to_eval(prepared)
