@@ -111,7 +111,7 @@ def _ru_maxrss_bytes() -> int | None:
     return None
 
 
-def _cpu_jiffies() -> tuple[float, float] | None:
+def cpu_busy_seconds() -> tuple[float, float] | None:
     """(busy, steal) seconds summed over all CPUs since boot, from /proc/stat's first line."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         f = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -125,10 +125,10 @@ class OtherLoad:
     """CPU time the rest of the machine used while we ran: all CPUs' busy time minus this process's own."""
 
     def __init__(self) -> None:
-        self.wall, self.jiffies, self.own = time.monotonic(), _cpu_jiffies(), _own_cpu()
+        self.wall, self.jiffies, self.own = time.monotonic(), cpu_busy_seconds(), _own_cpu()
 
     def cpus(self) -> dict[str, float] | None:
-        now = _cpu_jiffies()
+        now = cpu_busy_seconds()
         wall = time.monotonic() - self.wall
         if now is None or self.jiffies is None or wall <= 0:
             return None

@@ -1,0 +1,136 @@
+"""One benchmark worker process per (route, threads), driven by compare_routes.py over stdin/stdout JSON lines.
+
+Runs in the main venv (LiteRT, onnxruntime, PyTorch eager) or in the peers venv (ExecuTorch); imports nothing
+from mnv2deploy except in the main venv, so the same file serves both. Each timed run is split in three:
+prepare (float32 NCHW -> the model's own input: layout, int8 quantization), call (the model alone, what
+LiteRT's benchmark_model times) and finish (raw output -> float32 logits). ``e2e`` = all three, which is what
+``mnv2deploy bench`` times.
+
+Protocol: first line {"kind", "path", "threads", "cpus", "input", "in_spec", "out_spec", "check"} -> {"ok": ...}
+(with "check", an .npy of images: their top-1 classes come back too);
+then {"runs": N} -> {"call_ns": [...], "e2e_ns": [...]}; {"quit": true} ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _edges(in_spec: dict | None, out_spec: dict | None):
+    """The same conversions the mnv2deploy runtimes use (runtimes/edges.py), from TensorSpec dicts."""
+    if in_spec is None:
+        return (lambda x: x), (lambda y: y)
+    from mnv2deploy.manifest import TensorSpec
+    from mnv2deploy.runtimes.edges import from_model_output, to_model_input
+
+    ispec, ospec = TensorSpec.from_dict(in_spec), TensorSpec.from_dict(out_spec)
+    # contiguous: an NHWC int8 input comes back from to_model_input with transposed strides, and copying that
+    # into the interpreter would be charged to the model call
+    return (lambda x: np.ascontiguousarray(to_model_input(x, ispec))), (lambda y: from_model_output(y, ospec))
+
+
+def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dict | None):
+    """-> (prepare, call, finish, facts)"""
+    prepare, finish = _edges(in_spec, out_spec)
+    if kind == "litert":
+        from importlib.metadata import version
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        interp = Interpreter(model_path=path, num_threads=threads)
+        interp.allocate_tensors()
+        i_idx, o_idx = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+
+        def call(x):
+            interp.set_tensor(i_idx, x)
+            interp.invoke()
+            return interp.get_tensor(o_idx)
+
+        return prepare, call, finish, {"runtime": f"ai-edge-litert {version('ai-edge-litert')}", "delegate": "xnnpack"}
+    if kind == "ort":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+
+        def call(x):
+            return sess.run(None, {name: x})[0]
+
+        return prepare, call, finish, {"runtime": f"onnxruntime {ort.__version__}", "delegate": "CPUExecutionProvider"}
+    if kind == "torch":
+        import torch
+
+        from mnv2deploy.manifest import read_manifest
+        from mnv2deploy.runtimes.torch_eager import reference_from_manifest
+
+        torch.set_num_threads(threads)
+        model = reference_from_manifest(read_manifest(path, verify=False)).model.eval()
+
+        def call(x):
+            with torch.inference_mode():
+                return model(x)
+
+        return (lambda x: torch.from_numpy(x)), call, (lambda y: y.numpy()), \
+            {"runtime": f"torch {torch.__version__}", "delegate": "eager"}
+    if kind == "executorch":
+        import torch
+        from executorch.extension.pybindings import portable_lib as pl
+        from importlib.metadata import version
+
+        pl._unsafe_reset_threadpool(threads)  # XNNPACK runs on ExecuTorch's threadpool
+        module = pl._load_for_executorch(path)
+
+        def call(x):
+            return module.forward((x,))[0]
+
+        return (lambda x: torch.from_numpy(x)), call, (lambda y: y.numpy()), \
+            {"runtime": f"executorch {version('executorch')}", "delegate": "XnnpackBackend",
+             "threadpool": pl._threadpool_get_thread_count()}
+    raise SystemExit(f"unknown kind {kind}")
+
+
+def main() -> None:
+    cfg = json.loads(sys.stdin.readline())
+    if cfg.get("cpus"):
+        os.sched_setaffinity(0, cfg["cpus"])
+    x = np.ascontiguousarray(np.load(cfg["input"]), dtype=np.float32)
+    prepare, call, finish, facts = load(cfg["kind"], cfg["path"], cfg["threads"], cfg.get("in_spec"),
+                                        cfg.get("out_spec"))
+    t = time.perf_counter_ns()
+    logits = finish(call(prepare(x)))
+    first = time.perf_counter_ns() - t
+    facts.update({"first_ns": first, "top1": int(np.argmax(logits)), "pid": os.getpid(),
+                  "cpus": sorted(os.sched_getaffinity(0))})
+    if cfg.get("check"):  # top-1 on more images, for an agreement check against PyTorch fp32
+        images = np.load(cfg["check"])
+        facts["check_top1"] = [int(np.argmax(finish(call(prepare(images[i:i + 1]))))) for i in range(len(images))]
+    print(json.dumps({"ok": facts}), flush=True)
+    perf = time.perf_counter_ns
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd.get("quit"):
+            break
+        call_ns, e2e_ns = [], []
+        for _ in range(int(cmd["runs"])):
+            t0 = perf()
+            native = prepare(x)
+            t1 = perf()
+            raw = call(native)
+            t2 = perf()
+            finish(raw)
+            t3 = perf()
+            call_ns.append(t2 - t1)
+            e2e_ns.append(t3 - t0)
+        print(json.dumps({"call_ns": call_ns, "e2e_ns": e2e_ns}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
