@@ -43,6 +43,10 @@ class BadDataError(BadInputError):
     pass
 
 
+class OutputError(BadInputError):
+    """An output location that cannot be written: not a folder, no permission, no space left."""
+
+
 class CheckFailedError(Mnv2Error):
     """A parity or other gate ran and did not pass."""
     exit_code = 3
