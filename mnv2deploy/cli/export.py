@@ -32,7 +32,8 @@ def plan_targets(target: str) -> tuple[list[str], list[dict[str, str]]]:
         if reason:
             from ..errors import MissingToolError
 
-            raise MissingToolError(f"target {target} cannot export here: {reason}")
+            raise MissingToolError(f"target {target} cannot export here: {reason}",
+                                   "install what it names, or choose another --target")
         return [target], []
     chosen, skipped = [], []
     for name in available_targets():
