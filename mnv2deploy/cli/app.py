@@ -5,9 +5,14 @@ Exit codes: 0 success, 1 a bug, 2 usage or bad input, 3 a check failed, 4 a miss
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import os
 import sys
 import traceback
+import warnings
+from typing import Iterator
 
 import typer
 
@@ -36,33 +41,89 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
     """MobileNetV2 deployment toolkit."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
+def _usage_error(e: Exception) -> str:
+    """typer's (vendored click) usage errors as one line; its own show() prints a usage block."""
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else "mnv2deploy"
+    return f"error: {_one_line(e.format_message())} (hint: see `{where} --help`)"
+
+
+@contextlib.contextmanager
+def _quiet_libraries(debug: bool) -> Iterator[None]:
+    """Other libraries' warnings (torch deprecations, converter notices) are not the user's business: hidden unless
+    --debug, here and in child processes (PYTHONWARNINGS), so an error stays the one line on stderr."""
+    if debug:
+        yield
+        return
+    saved = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "ignore"
     try:
-        result = app(args=argv, prog_name="mnv2deploy", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("default", module=r"mnv2deploy(\.|$)")
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every failure is one line on stderr and a documented exit code (README: Exit codes)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head = argv[:argv.index("--")] if "--" in argv else argv
+    debug = "--debug" in head
+    if debug:  # accepted anywhere before `--`, as the README promises, not only before the command
+        argv = ["--debug"] + [a for i, a in enumerate(argv) if not (a == "--debug" and i < len(head))]
+    try:
+        with _quiet_libraries(debug):
+            result = app(args=argv, prog_name="mnv2deploy", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except typer.Exit as e:
         return e.exit_code
-    except typer.TyperException as e:  # typer's own click: bad option values, unknown commands
-        e.show()
-        return getattr(e, "exit_code", 2)
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         return 130
+    except typer.TyperException as e:  # bad option values, unknown commands: exit 2
+        print(_usage_error(e), file=sys.stderr)
+        return int(getattr(e, "exit_code", 2) or 2)
     except Mnv2Error as e:
         print(e.one_line(), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("error: interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
-    except Exception as e:  # the one place that turns a bug into exit 1
+    except OSError as e:  # out of space or permission denied: the environment, not a bug (exit 2)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            print(f"error: no space left on device{f' writing {e.filename}' if e.filename else ''} "
+                  "(hint: free disk space or choose another --out folder)", file=sys.stderr)
+            return 2
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            print(f"error: {e.strerror}{f': {e.filename}' if e.filename else ''} "
+                  "(hint: check the file's permissions, or choose a writable --out folder)", file=sys.stderr)
+            return 2
+        return _bug(e, debug)
+    except MemoryError:  # the request is too large for this machine: exit 2 like any option value it cannot take
         if debug:
             traceback.print_exc()
-        first = str(e).splitlines()[0][:200] if str(e) else ""
-        print(f"error: internal error {type(e).__name__}: {first} (hint: this is a bug; rerun with --debug and report it)",
-              file=sys.stderr)
-        return 1
+        print("error: out of memory (hint: use fewer --samples, a smaller --batch or --resolution)", file=sys.stderr)
+        return 2
+    except Exception as e:  # the one place that turns a bug into exit 1
+        return _bug(e, debug)
+
+
+def _bug(e: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    first = _one_line(str(e).splitlines()[0], 200) if str(e) else ""
+    print(f"error: internal error {type(e).__name__}: {first} (hint: this is a bug; rerun with --debug and report it)",
+          file=sys.stderr)
+    return 1
 
 
 def run() -> None:
