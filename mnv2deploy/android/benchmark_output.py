@@ -6,19 +6,19 @@ own memory numbers are whole-process figures (they include the tool itself), so 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+_N = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"  # one number, strictly (not "1.2.3" or "e")
 _PREFIX = re.compile(r"^\s*(?:INFO:\s*)?")
-_COUNT = re.compile(r"count=(\d+)\s+first=([\d.]+)\s+curr=([\d.]+)\s+min=([\d.]+)\s+max=([\d.]+)\s+"
-                    r"avg=([\d.eE+-]+)\s+std=([\d.eE+-]+)")
-_INIT = re.compile(r"Initialized session in ([\d.]+)\s*ms")
+_COUNT = re.compile(rf"count=(\d{{1,18}})\s+first={_N}\s+curr={_N}\s+min={_N}\s+max={_N}\s+avg={_N}\s+std={_N}")
+_INIT = re.compile(rf"Initialized session in {_N}\s*ms")
 _TIMINGS = re.compile(r"Inference timings in us:\s*(.*)")
-_DELTA = re.compile(r"Memory footprint delta from the start of the tool \(MB\):\s*init=([\d.eE+-]+)\s+"
-                    r"overall=([\d.eE+-]+)")
-_PEAK = re.compile(r"Overall peak memory footprint \(MB\) via periodic monitoring:\s*([\d.eE+-]+)")
-_VMRSS = re.compile(r"-\s*VmRSS\s*:\s*([\d.]+)\s*MB")
+_DELTA = re.compile(rf"Memory footprint delta from the start of the tool \(MB\):\s*init={_N}\s+overall={_N}")
+_PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring:\s*{_N}")
+_VMRSS = re.compile(rf"-\s*VmRSS\s*:\s*{_N}\s*MB")
 MB = 1024 * 1024
 
 
@@ -56,12 +56,18 @@ class BenchmarkOutput:
         return self.timed is not None
 
 
-def _counts(m: re.Match[str]) -> RunCounts:
-    g = m.groups()
-    return RunCounts(int(g[0]), *(float(v) for v in g[1:]))
+def _finite(*texts: str) -> list[float] | None:
+    """The numbers, or None when any is not finite (a garbled line is skipped, never a crash)."""
+    values = [float(t) for t in texts]
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def _bytes(mb: float) -> int | None:
+    return int(mb * MB) if math.isfinite(mb * MB) else None
 
 
 def parse_benchmark_output(text: str) -> BenchmarkOutput:
+    """Whatever benchmark_model printed, complete or cut short; lines that do not parse are ignored."""
     counts: list[RunCounts] = []
     init_ms = first_us = None
     memory: dict[str, Any] = {}
@@ -69,24 +75,32 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
     for raw in text.splitlines():
         line = _PREFIX.sub("", raw, count=1)
         if m := _COUNT.search(line):
-            counts.append(_counts(m))
+            v = _finite(*m.groups()[1:])
+            if v is not None:
+                counts.append(RunCounts(int(m.group(1)), *v))
         elif m := _INIT.search(line):
-            init_ms = float(m.group(1))
+            v = _finite(m.group(1))
+            init_ms = v[0] if v else init_ms
         elif m := _TIMINGS.search(line):
             for part in m.group(1).split(","):
                 key, _, value = part.partition(":")
                 try:
-                    timings[key.strip()] = float(value)
+                    number = float(value)
                 except ValueError:
                     continue
+                if math.isfinite(number):
+                    timings[key.strip()] = number
             first_us = timings.get("First inference", first_us)
         elif m := _DELTA.search(line):
-            memory["init_delta_bytes"] = int(float(m.group(1)) * MB)
-            memory["overall_delta_bytes"] = int(float(m.group(2)) * MB)
+            init, overall = _bytes(float(m.group(1))), _bytes(float(m.group(2)))
+            if init is not None and overall is not None:
+                memory["init_delta_bytes"], memory["overall_delta_bytes"] = init, overall
         elif m := _PEAK.search(line):
-            memory["peak_footprint_bytes"] = int(float(m.group(1)) * MB)
+            if (peak := _bytes(float(m.group(1)))) is not None:
+                memory["peak_footprint_bytes"] = peak
         elif m := _VMRSS.search(line):
-            memory["vmrss_end_bytes"] = int(float(m.group(1)) * MB)
+            if (rss := _bytes(float(m.group(1)))) is not None:
+                memory["vmrss_end_bytes"] = rss
     if memory:
         memory["source"] = ("benchmark_model's own process numbers: deltas of the tool's footprint since its "
                             "start (init_delta, overall_delta) and the periodically polled whole-process peak "

@@ -8,6 +8,7 @@ metrics (identifier, displayName, unitOfMeasurement, measurements). The harness 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ DISPLAY_NAMES = {"Clock Monotonic Time": CLOCK, "Memory Physical": MEMORY, "Memo
 TO_MS = {"s": 1e3, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "ns": 1e-6}
 TO_BYTES = {"B": 1, "bytes": 1, "kB": 1024, "KB": 1024, "KiB": 1024, "MB": 1024 ** 2, "MiB": 1024 ** 2}
 TEST_NAME = re.compile(r"(?:^|/)test(Load|Predict)_(cpuOnly|cpuAndGPU|all)(?:\(\))?$")
+MAX_VALUE = 1e15  # ms or bytes: far beyond any real run, and 1e15 x many samples stays finite
 BUSY_SPREAD = 0.2  # (p90 - p50) / p50 above this: the phone was busy or throttling
 
 
@@ -59,6 +61,9 @@ def load_document(text: str) -> list[Any]:
     except json.JSONDecodeError as e:
         raise XcresultError(f"xcresulttool output is not JSON ({e.msg} at line {e.lineno})",
                             "run `xcrun xcresulttool get test-results metrics --path R.xcresult` by hand") from None
+    except (ValueError, RecursionError) as e:  # nesting too deep, integers too long to convert
+        raise XcresultError(f"xcresulttool output is not usable JSON ({type(e).__name__})",
+                            "run `xcrun xcresulttool get test-results metrics --path R.xcresult` by hand") from None
     if not isinstance(doc, list):
         raise XcresultError("xcresulttool metrics output is not a list of tests",
                             "Xcode 16 or newer is needed (older versions need --legacy and another format)")
@@ -77,17 +82,30 @@ def _require(obj: Any, key: str, kind: type, where: str) -> Any:
 def _metric(raw: Any, where: str) -> Metric | None:
     if not isinstance(raw, dict):
         raise XcresultError(f"xcresulttool metrics: {where} is not an object")
-    identifier = raw.get("identifier") or DISPLAY_NAMES.get(raw.get("displayName", ""))
+    display = raw.get("displayName")
+    identifier = raw.get("identifier") or (DISPLAY_NAMES.get(display) if isinstance(display, str) else None)
     if identifier not in (CLOCK, MEMORY, MEMORY_PEAK):
         return None  # CPU, disk, signposts: not part of the schema
     unit = _require(raw, "unitOfMeasurement", str, where)
     values = _require(raw, "measurements", list, where)
-    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values):
-        raise XcresultError(f"xcresulttool metrics: {where} ({identifier}) has no finite measurements")
     table = TO_MS if identifier == CLOCK else TO_BYTES
     if unit not in table:
-        raise XcresultError(f"xcresulttool metrics: {where} has unit {unit!r}; expected one of {', '.join(table)}")
+        raise XcresultError(f"xcresulttool metrics: {where} has unit {unit[:20]!r}; expected one of {', '.join(table)}")
+    if not values or not all(_plausible(v, table[unit]) for v in values):
+        raise XcresultError(f"xcresulttool metrics: {where} ({identifier}) has no finite measurements "
+                            "(each must be a non-negative number)")
     return Metric(identifier, unit, tuple(float(v) for v in values))
+
+
+def _plausible(v: Any, factor: float) -> bool:
+    """A finite, non-negative number that stays finite (and summable) once converted to ms or bytes."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        f = float(v) * factor
+    except OverflowError:  # an integer too large for a float
+        return False
+    return math.isfinite(f) and 0 <= f < MAX_VALUE
 
 
 def parse_metrics(doc: list[Any]) -> list[RunMetrics]:
@@ -101,16 +119,18 @@ def parse_metrics(doc: list[Any]) -> list[RunMetrics]:
         for j, run in enumerate(_require(test, "testRuns", list, name)):
             where = f"{name} run[{j}]"
             device = _require(run, "device", dict, where)
-            if not (device.get("deviceId") or device.get("deviceName")):
+            if not any(isinstance(device.get(k), str) and device.get(k) for k in ("deviceId", "deviceName")):
                 raise XcresultError(f"xcresulttool metrics: {where} names no device (deviceId/deviceName)")
+            device = {k: v for k, v in device.items() if isinstance(v, str)}  # names and versions are strings
             config = run.get("testPlanConfiguration") or {}
             metrics = {}
             for k, raw in enumerate(_require(run, "metrics", list, where)):
                 m = _metric(raw, f"{where} metric[{k}]")
                 if m is not None:
                     metrics[m.identifier] = m
+            name_of_config = config.get("configurationName") if isinstance(config, dict) else None
             runs.append(RunMetrics(name, match.group(1).lower(), match.group(2), device,
-                                   config.get("configurationName") if isinstance(config, dict) else None, metrics))
+                                   name_of_config if isinstance(name_of_config, str) else None, metrics))
     return runs
 
 
