@@ -51,8 +51,8 @@ def tolerance_for(precision: str, max_drop: float | None = None, min_agreement: 
                                f"known precisions: {', '.join(TOLERANCES)}")
     tol = TOLERANCES[precision]
     if max_drop is not None:
-        if max_drop < 0:
-            raise UsageError(f"--max-drop {max_drop} is negative", "give accuracy points, e.g. 1.0")
+        if not max_drop >= 0:  # also NaN
+            raise UsageError(f"--max-drop {max_drop} is not a non-negative number", "give accuracy points, e.g. 1.0")
         tol = replace(tol, max_drop=max_drop)
     if min_agreement is not None:
         if not 0 <= min_agreement <= 1:
@@ -120,20 +120,26 @@ def conversion_fidelity(artifact: Path, manifest: Manifest, data: Path | None, n
     if manifest.precision != "int8":
         return None
     qref = manifest.extra.get("quantized_reference")
-    if not qref:
+    if not qref or not isinstance(qref, dict):
         return {"status": "n/a", "reason": "the manifest records no quantized torch reference"}
-    if data is not None or qref.get("data") != "embedded:eval" or int(qref.get("samples", -1)) != n:
+    if data is not None or qref.get("data") != "embedded:eval" or qref.get("samples") != n:
         return {"status": "n/a", "reason": f"recorded on {qref.get('data')} x {qref.get('samples')}, this run on "
                 f"{'embedded:eval' if data is None else data} x {n}; run with the same data to compare",
                 "quantized_accuracy": qref.get("accuracy")}
-    path = artifact.parent / qref["file"]
+    name = qref.get("file")
+    if not isinstance(name, str) or not name or Path(name).name != name:  # never read outside the artifact's folder
+        return {"status": "n/a", "reason": f"the manifest's quantized reference file {str(name)[:60]!r} is not a "
+                                           "file name beside the artifact"}
+    path = artifact.parent / name
     try:
         with np.load(path) as z:
             q_logits, q_labels = z["logits"], z["labels"]
     except (OSError, KeyError, ValueError) as e:
         return {"status": "n/a", "reason": f"cannot read {path.name}: {type(e).__name__}"}
-    if labels is not None and (len(q_labels) != len(labels) or np.any(q_labels != labels)):
+    if labels is not None and (q_labels.shape != labels.shape or np.any(q_labels != labels)):
         return {"status": "n/a", "reason": "the recorded labels differ from this run's images"}
+    if q_logits.shape != logits.shape:
+        return {"status": "n/a", "reason": f"{path.name} holds logits of shape {q_logits.shape}, not {logits.shape}"}
     out = compare_logits(q_logits, logits)
     out.update(status="compared", quantized_accuracy=_accuracy(q_logits, labels), file=path.name)
     return out
@@ -154,11 +160,12 @@ def _load_images(data: Path | None, manifest: Manifest, samples: int | None):
 def check_parity(artifact: Path, data: Path | None = None, samples: int | None = None, thresholds: Tolerance | None = None,
                  arch: str = "x86_64", cpu: str | None = None, threads: int | None = None) -> ParityReport:
     """The parity report (a dict, as printed by --json). Raises typed errors for bad artifacts/data."""
-    from .runtimes import run_artifact, runtime_for
+    from .runtimes import check_threads, run_artifact, runtime_for
     from .runtimes.child import call_in_child
     from .runtimes.torch_eager import TorchRuntime
 
     artifact = Path(artifact)
+    check_threads(threads)
     manifest = read_manifest(artifact, verify=True)
     tol = thresholds or tolerance_for(manifest.precision)
     runtime_cls = runtime_for(manifest, arch)

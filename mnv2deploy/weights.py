@@ -70,9 +70,29 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("mnv2deploy"))
 
 
+MAX_CLASSES = 100_000  # 1280 x 100k fp32 weights = 0.5 GB already; more is a typo, not a model
+RESOLUTION_RANGE = (16, 1024)
+
+
+def check_model_args(width_mult: float | None, num_classes: int | None, resolution: int | None) -> None:
+    """Refuse values no MobileNetV2 can be built with, before anything is loaded (UsageError, exit 2)."""
+    from .model import WIDTH_RANGE
+
+    if width_mult is not None:
+        if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) \
+                or not WIDTH_RANGE[0] <= width_mult <= WIDTH_RANGE[1]:
+            raise UsageError(f"--width {width_mult} is outside {WIDTH_RANGE[0]} to {WIDTH_RANGE[1]}",
+                             "pick a width such as 0.35, 0.5, 0.75, 1.0 or 1.4")
+    for name, value, lo, hi in (("num-classes", num_classes, 1, MAX_CLASSES),
+                                ("resolution", resolution, *RESOLUTION_RANGE)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi):
+            raise UsageError(f"--{name} {value} is outside {lo} to {hi}", f"give a whole number from {lo} to {hi}")
+
+
 def resolve_weights(weights: str | os.PathLike | None = "default", width_mult: float | None = None,
                     num_classes: int | None = None, resolution: int | None = None) -> WeightsSpec:
     """The spec for a weights choice; width/classes/resolution default to what the weights were made for."""
+    check_model_args(width_mult, num_classes, resolution)
     w = "default" if weights is None else weights
     if w == "default":
         m = default_meta()

@@ -30,17 +30,23 @@ EMULATED_NOTE = "EMULATED: aarch64 code under qemu on an x86 host; a sanity chec
 _NAN = float("nan")
 
 
+MAX_CPU = 1023
+
+
 def parse_cores(cores: str | None) -> tuple[int, ...]:
     """'4-7' or '4,5,6,7' or '6' -> CPU numbers."""
     if not cores:
         return ()
     out: set[int] = set()
-    try:
-        for part in cores.split(","):
-            lo, _, hi = part.strip().partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise UsageError(f"--cores {cores!r} is not a CPU list", "write e.g. 4-7 or 4,5,6,7") from None
+    bad = UsageError(f"--cores {cores[:40]!r} is not a CPU list", f"write e.g. 4-7 or 4,5,6,7 (CPUs 0 to {MAX_CPU})")
+    for part in cores.split(","):
+        m = re.fullmatch(r"\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?", part)
+        if not m:
+            raise bad
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if not lo <= hi <= MAX_CPU:
+            raise bad
+        out.update(range(lo, hi + 1))
     return tuple(sorted(out))
 
 

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import UsageError
+from ..runtimes import check_threads
 from .result import BenchResult, DeviceInfo, LatencyStats
 
 RUNTIMES = ("auto", "torch")
+MAX_RUNS = 1_000_000  # at 1 ms a run that is already 17 minutes
+MAX_BATCH = 1024
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 SPREAD_LOADED = 0.20  # (p90 - p50) / p50 above this: runs disturbed by other work
 OTHER_BUSY_LOADED = 0.25  # CPUs' worth of time other processes used while the timed runs ran
@@ -38,10 +41,11 @@ class HostBenchConfig:
     def validate(self, fmt: str) -> None:
         if self.runtime not in RUNTIMES:
             raise UsageError(f"--runtime {self.runtime!r} unknown", f"choose one of {', '.join(RUNTIMES)}")
-        for name, value, low in (("threads", self.threads, 1), ("runs", self.runs, 1), ("warmup", self.warmup, 0),
-                                 ("batch", self.batch, 1)):
-            if value < low:
-                raise UsageError(f"--{name} must be at least {low}, got {value}")
+        check_threads(self.threads)
+        for name, value, low, high in (("runs", self.runs, 1, MAX_RUNS), ("warmup", self.warmup, 0, MAX_RUNS),
+                                       ("batch", self.batch, 1, MAX_BATCH)):
+            if not low <= value <= high:
+                raise UsageError(f"--{name} must be {low} to {high:,}, got {value}")
         if not self.xnnpack and (self.runtime == "torch" or fmt != "tflite"):
             raise UsageError("--no-xnnpack applies to LiteRT (.tflite) only",
                              "drop --no-xnnpack, or bench a .tflite artifact with --runtime auto")
@@ -200,7 +204,8 @@ def measure_in_child(artifact: str, config: dict[str, Any]) -> dict[str, Any]:
     if reason:
         from ..errors import MissingToolError
 
-        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")
+        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}",
+                               "install the runtime named above (pip install 'mnv2deploy[all]' has them all)")
     if cfg.runtime == "torch":
         import torch
 

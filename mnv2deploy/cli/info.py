@@ -21,7 +21,9 @@ def info(
     """Per-layer operator, shapes, multiply-accumulates, parameters and activation bytes, with totals."""
     from ..model import build
     from ..profile import profile_model
+    from ..weights import check_model_args
 
+    check_model_args(width, num_classes, resolution)
     prof = profile_model(build(width, num_classes), resolution)
 
     def render(console):

@@ -4,6 +4,7 @@ matters for the artifacts that need it."""
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,15 @@ RUNTIMES = {
     ("tflite", "arm64"): "mnv2deploy.android.emulated:EmulatedArm64LiteRtRuntime",
 }
 ARCHES = ("x86_64", "arm64")
+MAX_THREADS = 256
+
+
+def check_threads(threads: int | None) -> None:
+    """--threads for any runtime: 1 to MAX_THREADS (None = the runtime's default)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise UsageError(f"--threads must be 1 to {MAX_THREADS}, got {threads}",
+                         f"this machine has {os.cpu_count() or '?'} CPUs")
 
 
 def runtime_class(fmt: str, arch: str = "x86_64") -> type:
