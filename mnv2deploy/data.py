@@ -88,11 +88,14 @@ def list_image_folder(root: Path) -> tuple[list[tuple[Path, int]], tuple[str, ..
     root = Path(root)
     if not root.is_dir():
         raise BadDataError(f"{root} is not a folder", "pass a folder laid out as DIR/<class>/<image>.jpg")
-    classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")))
-    if not classes:
-        raise BadDataError(f"{root} has no class subfolders", "lay images out as DIR/<class>/<image>.jpg")
-    files = [(p, i) for i, c in enumerate(classes) for p in sorted((root / c).iterdir())
-             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    try:
+        classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")))
+        if not classes:
+            raise BadDataError(f"{root} has no class subfolders", "lay images out as DIR/<class>/<image>.jpg")
+        files = [(p, i) for i, c in enumerate(classes) for p in sorted((root / c).iterdir())
+                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    except OSError as e:
+        raise BadDataError(f"cannot list {e.filename or root}: {e.strerror or e}", "check the folder's permissions") from None
     if not files:
         raise BadDataError(f"{root} has class folders but no .jpg/.png images", "put images in DIR/<class>/")
     return files, classes
@@ -132,7 +135,8 @@ def _to_8bit(img: Image.Image) -> Image.Image:
 
 
 def load_dataset(data: Path | None, contract: InputContract, samples: int | None, kind: str = "eval") -> Batch:
-    """A user folder when given, else the embedded set of that kind."""
+    """A user folder when given (unlabelled for ``calib``), else the embedded set of that kind."""
     if data is None:
         return load_embedded(kind, contract, samples)
-    return load_image_folder(data, contract, samples)
+    # calibration only needs pixels: its folder's class names need not be the model's labels
+    return load_image_folder(data, contract, samples, labelled=kind != "calib")

@@ -65,6 +65,12 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "bench"
 
 
+def output_folder(out: Path) -> Path:
+    """The folder ``--out`` writes into (checked before benchmarking, so a bad --out fails in a second)."""
+    out = Path(out)
+    return out.parent if out.suffix.lower() == ".json" and not out.is_dir() else out
+
+
 def output_paths(result: BenchResult, out: Path) -> tuple[Path, Path]:
     """``--out DIR``: DIR/<artifact>.<device>.<runtime>.t<threads>.{json,png}; ``--out FILE.json``: FILE.json and
     FILE.png beside it."""

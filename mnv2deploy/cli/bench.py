@@ -60,6 +60,11 @@ def bench(
     if kind == "ios" and cores:
         raise UsageError("--cores does not apply to iPhones", "drop --cores")
     manifest = read_manifest(artifact, verify=True)
+    if out is not None:
+        from ..bench.report import output_folder
+        from ..fileio import ensure_writable_dir
+
+        ensure_writable_dir(output_folder(out))
     with status(f"benchmarking {artifact.name} on {device}"):
         if kind == "host":
             from ..android.bench import parse_cores  # one CPU-list syntax for host and phone

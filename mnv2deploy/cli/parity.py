@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import CheckFailedError, PlatformError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, ensure_writable_dir
 from .common import JsonOpt, emit, note, status
 
 
@@ -113,6 +113,8 @@ def parity(
         raise UsageError("--cpu only applies to --arch arm64", "add --arch arm64 or drop --cpu")
     manifest = read_manifest(artifact, verify=True)
     tol = tolerance_for(manifest.precision, max_drop, min_agreement)
+    if junit is not None:
+        ensure_writable_dir(junit.parent)  # fail now, not after the whole run
     with status(f"parity of {artifact.name}"):
         report = check_parity(artifact, data, samples, tol, arch=arch, cpu=cpu, threads=threads)
     if junit is not None:

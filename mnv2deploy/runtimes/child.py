@@ -40,6 +40,13 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with code {code} without a result"
 
 
+def _exit_hint(code: int | None) -> str:
+    if code == -signal.SIGKILL:  # nothing in the runtime sends SIGKILL: the OOM killer or a person did
+        return ("SIGKILL usually means the machine ran out of memory (the kernel's OOM killer); "
+                "use fewer --samples or a smaller --batch, or stop other work")
+    return "the artifact is probably corrupt or truncated; re-export it"
+
+
 def call_in_child(func: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
     """``func(*args, **kwargs)`` in a spawned child; ``func`` must be a top-level (picklable) function.
 
@@ -65,7 +72,7 @@ def call_in_child(func: Callable[..., Any], *args: Any, timeout: float | None = 
         except (EOFError, OSError):
             proc.join(10)
             raise BadArtifactError(f"the runtime process for {name} {_describe_exit(proc.exitcode)}",
-                                   "the artifact is probably corrupt or truncated; re-export it") from None
+                                   _exit_hint(proc.exitcode)) from None
     finally:
         recv.close()
         if proc.is_alive():

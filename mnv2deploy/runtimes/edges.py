@@ -36,6 +36,16 @@ def from_model_output(y: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return y.astype(np.float32).reshape(y.shape[0], -1)
 
 
+def check_shape(model_shape: list[int | None], spec: TensorSpec, what: str) -> None:
+    """The model's tensor shape must agree with the manifest wherever both are fixed; the batch is not compared
+    (runtimes report a dynamic batch differently)."""
+    ok = len(model_shape) == len(spec.shape) and all(
+        i == 0 or m is None or s is None or m == s for i, (m, s) in enumerate(zip(model_shape, spec.shape)))
+    if not ok:
+        raise BadArtifactError(f"the model's {what} shape {tuple(model_shape)} is not the manifest's {tuple(spec.shape)}",
+                               "the artifact is another model than its manifest describes; re-export it")
+
+
 def static_batch_one(spec: TensorSpec) -> bool:
     return len(spec.shape) > 0 and spec.shape[0] == 1
 

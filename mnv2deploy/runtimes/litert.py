@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import BadArtifactError, MissingToolError, UsageError
 from ..manifest import Manifest, TensorSpec
-from .edges import from_model_output, run_batched, to_model_input
+from .edges import check_shape, from_model_output, run_batched, to_model_input
 
 __all__ = ["LiteRtRuntime", "to_model_input", "from_model_output"]
 
@@ -67,8 +67,12 @@ class LiteRtRuntime:
         i_idx, o_idx = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
 
         def run_one(x: np.ndarray) -> np.ndarray:
-            interp.set_tensor(i_idx, to_model_input(x, ispec))
-            interp.invoke()
+            try:
+                interp.set_tensor(i_idx, to_model_input(x, ispec))
+                interp.invoke()
+            except (ValueError, RuntimeError) as e:
+                raise BadArtifactError(f"LiteRT failed running the model: {str(e).splitlines()[0][:150]}",
+                                       "the artifact does not match its manifest; re-export it") from None
             return from_model_output(interp.get_tensor(o_idx), ospec)
 
         return run_batched(run_one, np.asarray(batch, dtype=np.float32), ispec)
@@ -88,3 +92,4 @@ def _check_matches(detail: dict[str, Any], spec: TensorSpec, what: str) -> None:
     if dtype != spec.dtype:
         raise BadArtifactError(f"the model's {what} is {dtype} but its manifest says {spec.dtype}",
                                "the manifest does not belong to this model; re-export it")
+    check_shape([int(d) for d in detail["shape"]], spec, what)

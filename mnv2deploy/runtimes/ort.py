@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import BadArtifactError, MissingToolError, UsageError
 from ..manifest import Manifest
-from .edges import from_model_output, run_batched, to_model_input
+from .edges import check_shape, from_model_output, run_batched, to_model_input
 
 HINT = "pip install onnxruntime"
 
@@ -65,6 +65,8 @@ class OrtRuntime:
         if manifest.inputs[0].name not in names:
             raise BadArtifactError(f"the model's inputs {names} do not include the manifest's {manifest.inputs[0].name!r}",
                                    "the manifest does not belong to this model; re-export it")
+        model_input = session.get_inputs()[names.index(manifest.inputs[0].name)]
+        check_shape([d if isinstance(d, int) else None for d in model_input.shape], manifest.inputs[0], "input")
         self._session, self._manifest, self._threads = session, manifest, threads
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -75,7 +77,12 @@ class OrtRuntime:
         out = ospec.name if ospec.name in out_names else out_names[0]
 
         def run_one(x: np.ndarray) -> np.ndarray:
-            return from_model_output(self._session.run([out], {ispec.name: to_model_input(x, ispec)})[0], ospec)
+            try:
+                y = self._session.run([out], {ispec.name: to_model_input(x, ispec)})[0]
+            except _load_errors() as e:
+                raise BadArtifactError(f"onnxruntime failed running the model: {str(e).splitlines()[0][:150]}",
+                                       "the artifact does not match its manifest; re-export it") from None
+            return from_model_output(y, ospec)
 
         return run_batched(run_one, np.asarray(batch, dtype=np.float32), ispec)
 
