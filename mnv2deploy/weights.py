@@ -175,11 +175,17 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise BadWeightsError(f"{path} is refused: it is not a plain tensor checkpoint ({str(e).splitlines()[0][:160]})",
-                              "save weights with torch.save(model.state_dict(), path)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, struct.error) as e:
+        detail = _unpickler_detail(str(e))
+        if "global" in detail.lower():  # it names code to import: refused, never run
+            raise BadWeightsError(f"{path} is refused: loading it would import code ({detail[:120]})",
+                                  "save weights with torch.save(model.state_dict(), path); load other files only "
+                                  "if you trust them") from None
+        raise BadWeightsError(f"{path} is not a readable checkpoint ({detail[:120]})",
+                              "check the file is complete, e.g. re-download or re-save it") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError, struct.error,
+            UnicodeDecodeError, MemoryError) as e:
         # a non-checkpoint file fails inside the legacy unpickler with any of these
-        raise BadWeightsError(f"{path} is not a readable checkpoint ({str(e).splitlines()[0][:160]})",
+        raise BadWeightsError(f"{path} is not a readable checkpoint ({_first_line(e)})",
                               "check the file is complete, e.g. re-download or re-save it") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
@@ -190,15 +196,52 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     return obj
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:160] if text else type(e).__name__
+
+
+def _unpickler_detail(message: str) -> str:
+    """The useful sentence of torch's weights_only refusal (after 'WeightsUnpickler error:'), not its boilerplate."""
+    _, _, tail = message.partition("WeightsUnpickler error:")
+    for line in (tail or message).splitlines():
+        if line.strip():
+            return line.strip().split(" was not an allowed global")[0]
+    return "not a tensor checkpoint"
+
+
+STANDARD_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+
 def guess_architecture(state: dict[str, Any]) -> str:
     """'width W, N classes' as far as the file tells, for error hints."""
+    head = state.get("classifier.1.weight")
+    if head is not None and getattr(head, "ndim", 0) == 2:
+        width = _matching_width(state, int(head.shape[0]))
+        if width is not None:  # every shape agrees with one standard width (the stem alone cannot tell 0.35 from 0.5)
+            return f"MobileNetV2 width {width:g}x, {head.shape[0]} classes"
     parts = []
-    stem, head = state.get("features.0.0.weight"), state.get("classifier.1.weight")
+    stem = state.get("features.0.0.weight")
     if stem is not None and getattr(stem, "ndim", 0) == 4:
         parts.append(f"stem {stem.shape[0]} channels (width {stem.shape[0] / 32:g}x)")
     if head is not None and getattr(head, "ndim", 0) == 2:
         parts.append(f"{head.shape[0]} classes")
     return ", ".join(parts) or "not a MobileNetV2 layout"
+
+
+def _matching_width(state: dict[str, Any], num_classes: int) -> float | None:
+    import torch
+
+    from .model import build
+
+    shapes = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+    for width in STANDARD_WIDTHS:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            expected = {k: tuple(v.shape) for k, v in build(width, num_classes).state_dict().items()}
+        if all(shapes.get(k) == v for k, v in expected.items() if k in shapes) and \
+                sum(k in shapes for k in expected) >= len(expected) // 2:
+            return width
+    return None
 
 
 def load_state_into(model: Any, state: dict[str, Any], source: str) -> None:
