@@ -45,6 +45,31 @@ def plan_targets(target: str) -> tuple[list[str], list[dict[str, str]]]:
     return chosen, skipped
 
 
+def target_options(name: str) -> tuple[str, ...]:
+    """The ``--option`` names a target takes (``option_names`` on the target class; none if it has no such list)."""
+    from ..targets import get_target
+
+    return tuple(getattr(get_target(name), "option_names", ()))
+
+
+def options_help() -> str:
+    per_target = [f"{n}: {', '.join(o.replace('_', '-') for o in target_options(n))}"
+                  for n in available_targets() if target_options(n)]
+    return ("Target-specific KEY=VALUE (repeatable), e.g. precision=fp32. "
+            + ("; ".join(per_target) + " (values: docs/ios.md)." if per_target else ""))
+
+
+def check_option_names(options: dict[str, Any]) -> None:
+    """An option no registered target knows is a typo: a usage error, even with ``--target all``."""
+    from ..targets._common import option_key
+
+    known = {o for n in available_targets() for o in target_options(n)}
+    unknown = sorted(k for k in options if option_key(k) not in known)
+    if unknown:
+        raise UsageError(f"no target has option {', '.join(unknown)}",
+                         f"options: {', '.join(sorted(o.replace('_', '-') for o in known)) or 'none'}")
+
+
 def export(
     target: str = typer.Option(..., "--target", "-t",
                                help=f"One of: {', '.join(available_targets())}, or all (every target available here)."),
@@ -58,7 +83,7 @@ def export(
     calib_samples: int = typer.Option(200, "--calib-samples", min=1, help="Calibration images to use."),
     split: int = typer.Option(1, "--split", min=1, help="Channel groups per inverted residual (1 = plain model)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Dynamic batch dimension (onnx targets only)."),
-    option: List[str] = typer.Option([], "--option", help="Target-specific KEY=VALUE (repeatable), e.g. input-type=tensor."),
+    option: List[str] = typer.Option([], "--option", help=options_help()),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export MobileNetV2 to deployment formats, each with a manifest (hashes, tensors, preprocessing, versions)."""
@@ -69,6 +94,7 @@ def export(
 
     names, skipped = plan_targets(target)
     options = parse_options(option)
+    check_option_names(options)
     spec = resolve_weights(weights, width_mult=width, num_classes=num_classes, resolution=resolution)
     reference = load_reference(spec)
     request = ExportRequest(reference=reference, resolution=resolution or spec.contract.resolution, out_dir=out,
@@ -103,8 +129,17 @@ def export(
 
 def _accepts(name: str, request: Any, skipped: list[dict[str, str]]) -> bool:
     """With ``all``, a target that rejects the given options is skipped with the reason instead of failing."""
+    from ..targets._common import option_key
+
+    reason = None
     if request.dynamic_batch and not name.startswith("onnx"):
-        skipped.append({"target": name, "reason": "no --dynamic-batch support"})
-        note(f"skipping {name}: no --dynamic-batch support")
+        reason = "no --dynamic-batch support"
+    else:
+        unknown = [k for k in request.options if option_key(k) not in target_options(name)]
+        if unknown:
+            reason = f"no option {', '.join(unknown)}"
+    if reason:
+        skipped.append({"target": name, "reason": reason})
+        note(f"skipping {name}: {reason}")
         return False
     return True

@@ -20,6 +20,8 @@ _register("onnx_int8", "OnnxInt8Target")
 _register("tflite", "TfliteTarget")
 _register("tflite_fp16", "TfliteFp16Target")
 _register("tflite_int8", "TfliteInt8Target")
+_register("coreml", "CoremlTarget")
+_register("coreml_int8", "CoremlInt8Target")
 
 
 def available_targets() -> tuple[str, ...]:

@@ -12,72 +12,49 @@ Core ML cannot run on Linux; conversion can.
 
 from __future__ import annotations
 
-import copy
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..contract import InputContract
-from ..errors import MissingToolError, UsageError
-from ..fileio import atomic_path, sha256_file
-from ..manifest import Manifest, TensorSpec, tool_versions, write_manifest
+from ..manifest import TensorSpec
+from . import _common as c
 from .base import ExportRequest, ExportResult
 
 PRECISIONS = ("fp16", "fp32")
 INPUT_TYPES = ("image", "tensor")
 ACTIVATIONS = ("float", "int8")
-INSTALL_HINT = "pip install 'mnv2deploy[coreml]' (coremltools==9.0)"
-IMAGE_INPUT, TENSOR_INPUT, OUTPUT = "image", "input", "logits"
+CHOICES = {"precision": PRECISIONS, "input_type": INPUT_TYPES, "activations": ACTIVATIONS}
+HINT = "pip install 'mnv2deploy[coreml]' (coremltools==9.0)"
+TOOLS = ("coremltools",)
+IMAGE_INPUT, TENSOR_INPUT, OUTPUT = "image", c.INPUT_NAME, c.OUTPUT_NAME
 METADATA_PREFIX = "mnv2deploy."
 
 
 @dataclass(frozen=True)
 class CoremlOptions:
+    """``--option KEY=VALUE`` of the Core ML targets (docs/ios.md)."""
     precision: str = "fp16"  # compute precision of the ML Program
     input_type: str = "image"
     activations: str = "float"  # coreml-int8 only: "int8" = W8A8 quantized on the torch side
-    eval_samples: int = 200  # coreml-int8: images used to measure the quantized torch model's accuracy
+    # coreml-int8: embedded eval images the quantized torch model's accuracy is measured on; 500 = all of them,
+    # the same images parity uses, so the static check and parity judge the same data
+    eval_samples: int = 500
 
     @classmethod
-    def parse(cls, options: dict[str, Any], target: str, allowed: tuple[str, ...]) -> "CoremlOptions":
-        given = {k.replace("-", "_"): v for k, v in options.items() if v is not None}
-        unknown = sorted(set(given) - set(allowed))
-        if unknown:
-            raise UsageError(f"target {target} has no option {', '.join(unknown)}",
-                             f"its options are {', '.join(allowed)}")
-        if "eval_samples" in given:
-            try:
-                given["eval_samples"] = int(given["eval_samples"])
-            except (TypeError, ValueError):
-                raise UsageError(f"{target}: eval-samples must be a whole number, got {given['eval_samples']!r}") from None
-        opts = cls(**{k: (v if k == "eval_samples" else str(v).lower()) for k, v in given.items()})
-        for name, valid in (("precision", PRECISIONS), ("input_type", INPUT_TYPES), ("activations", ACTIVATIONS)):
-            if getattr(opts, name) not in valid:
-                raise UsageError(f"{target}: {name.replace('_', '-')} {getattr(opts, name)!r} is not supported",
-                                 f"choose one of {', '.join(valid)}")
-        if opts.eval_samples < 1:
-            raise UsageError(f"{target}: eval-samples must be at least 1")
-        return opts
-
-
-def require_coremltools() -> Any:
-    try:
-        import coremltools as ct
-    except ImportError:
-        raise MissingToolError("coremltools is not installed", INSTALL_HINT) from None
-    return ct
-
-
-def coremltools_missing() -> str | None:
-    import importlib.util
-
-    return None if importlib.util.find_spec("coremltools") else f"coremltools is not installed ({INSTALL_HINT})"
+    def parse(cls, given: dict[str, Any], target: str) -> "CoremlOptions":
+        """Values of ``given`` (as ``_common.check_options`` returns them: names already checked) validated;
+        a value that is not one of the choices is a UsageError listing them."""
+        values: dict[str, Any] = {}
+        for name, value in given.items():
+            if name == "eval_samples":
+                values[name] = c.whole_number(target, name, value)
+            else:
+                values[name] = c.choose(target, name, value, CHOICES[name])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -111,14 +88,11 @@ def plan_input(contract: InputContract, input_type: str) -> InputPlan:
 
 
 def torch_model_for_export(request: ExportRequest, plan: InputPlan) -> Any:
-    """A copy of the reference (split into channel groups if asked) with 1/std folded in when the plan says so."""
+    """The shared export copy of the reference (split into channel groups if asked) with 1/std folded in when the
+    plan says so."""
     import torch
 
-    model = copy.deepcopy(request.reference.model).eval()
-    if request.split > 1:
-        from ..split import split_blocks
-
-        model = split_blocks(model, request.split).eval()
+    model = c.torch_model(request)
     if plan.folded_std is None:
         return model
     std = torch.tensor(plan.folded_std, dtype=torch.float32).reshape(1, 3, 1, 1)
@@ -148,7 +122,7 @@ def _divide_input_by_std(model: Any, std: Any) -> Any:
 
 def convert(traced: Any, request: ExportRequest, plan: InputPlan, precision: str, deployment: str) -> Any:
     """torch.jit trace -> ML Program, batch 1."""
-    ct = require_coremltools()
+    ct = c.require("coremltools", HINT)
     r = request.resolution
     if plan.kind == "image":
         inputs = [ct.ImageType(name=IMAGE_INPUT, shape=(1, 3, r, r), scale=plan.scale, bias=list(plan.bias),
@@ -160,17 +134,11 @@ def convert(traced: Any, request: ExportRequest, plan: InputPlan, precision: str
                       compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32)
 
 
-def trace(model: Any, resolution: int) -> Any:
+def trace(model: Any, request: ExportRequest) -> Any:
     import torch
 
     with torch.no_grad():
-        return torch.jit.trace(model, torch.zeros(1, 3, resolution, resolution), check_trace=False)
-
-
-def check_batch(request: ExportRequest, target: str) -> None:
-    if request.dynamic_batch:
-        raise UsageError(f"{target} exports batch 1 only (an image input is one pixel buffer)",
-                         "drop --dynamic-batch for Core ML targets")
+        return torch.jit.trace(model, c.sample_input(request), check_trace=False)
 
 
 def annotate(mlmodel: Any, request: ExportRequest, plan: InputPlan, extra: dict[str, Any]) -> None:
@@ -195,19 +163,8 @@ def annotate(mlmodel: Any, request: ExportRequest, plan: InputPlan, extra: dict[
     mlmodel.output_description[OUTPUT] = "logits (no softmax), classes in the order of mnv2deploy.labels"
 
 
-def save_mlpackage(mlmodel: Any, final: Path) -> None:
-    """Write the package directory atomically: coremltools insists on a .mlpackage name, so stage one beside."""
-    with atomic_path(final) as tmp:
-        staging = tmp.with_name(tmp.name + ".mlpackage")
-        try:
-            mlmodel.save(str(staging))
-            os.replace(staging, tmp)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-
-
 def tensor_specs(request: ExportRequest, plan: InputPlan) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """What the package promises; the static checks compare the written spec against these."""
     r = request.resolution
     if plan.kind == "image":  # a pixel buffer: 8-bit RGB, interleaved
         inp = TensorSpec(IMAGE_INPUT, (1, r, r, 3), "uint8", "NHWC")
@@ -216,53 +173,42 @@ def tensor_specs(request: ExportRequest, plan: InputPlan) -> tuple[tuple[TensorS
     return (inp,), (TensorSpec(OUTPUT, (1, request.reference.spec.num_classes), "float32", "NC"),)
 
 
-def artifact_name(request: ExportRequest, precision_tag: str) -> str:
-    spec = request.reference.spec
-    split = f"_split{request.split}" if request.split > 1 else ""
-    return f"mobilenet_v2_{spec.width_mult:g}_{request.resolution}{split}.{precision_tag}.mlpackage"
-
-
-def finish(target: Any, request: ExportRequest, path: Path, plan: InputPlan, precision: str,
-           options: dict[str, Any], extra: dict[str, Any], started: float) -> ExportResult:
-    """Manifest beside the package and the ExportResult."""
-    spec = request.reference.spec
+def write_package(target: Any, request: ExportRequest, mlmodel: Any, plan: InputPlan, tag: str, precision: str,
+                  options: dict[str, Any], extra: dict[str, Any], started: float) -> ExportResult:
+    """The package as ``{model}.{tag}.mlpackage``, written and published with its manifest like every target's
+    artifact (``_common.atomic_artifact`` + ``_common.finish``)."""
+    path = c.artifact_path(request, tag, target.suffix)
+    with c.atomic_artifact(path) as staged:  # the staged name ends in .mlpackage, which coremltools insists on
+        mlmodel.save(str(staged))
     inputs, outputs = tensor_specs(request, plan)
-    manifest = Manifest(
-        target=target.name, format=target.format, precision=precision, artifact=path.name,
-        artifact_sha256=sha256_file(path), inputs=inputs, outputs=outputs,
-        preprocessing=spec.contract.at_resolution(request.resolution),
-        model={"name": "mobilenet_v2", "width_mult": spec.width_mult, "num_classes": spec.num_classes,
-               "resolution": request.resolution, "split": request.split},
-        weights={**spec.to_dict(), "sha256": request.reference.weights_sha256},
-        export_options=options, tool_versions=tool_versions("torch", "coremltools"),
-        extra={"coreml_input": plan.to_dict(), **extra})
-    manifest_file = write_manifest(path, manifest)
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return ExportResult(target.name, path, manifest_file, manifest, time.perf_counter() - started, size)
+    return c.finish(target, request, path, inputs, outputs, options, {"coreml_input": plan.to_dict(), **extra},
+                    TOOLS, started, precision=precision)
 
 
 class CoremlTarget:
     name: ClassVar[str] = "coreml"
     format: ClassVar[str] = "mlpackage"
-    precision: ClassVar[str] = "fp16"
+    precision: ClassVar[str] = "fp16"  # the default; --option precision=fp32 changes it
     suffix: ClassVar[str] = ".mlpackage"
     option_names: ClassVar[tuple[str, ...]] = ("precision", "input_type")
     deployment: ClassVar[str] = "iOS16"
 
     def unavailable_reason(self) -> str | None:
-        return coremltools_missing()
+        return c.missing(("coremltools",), HINT)
+
+    def parse_options(self, request: ExportRequest) -> CoremlOptions:
+        opts = CoremlOptions.parse(c.check_options(request, self.name, self.option_names), self.name)
+        c.no_dynamic_batch(request, self.name)
+        c.require("coremltools", HINT)
+        return opts
 
     def export(self, request: ExportRequest) -> ExportResult:
         started = time.perf_counter()
-        opts = CoremlOptions.parse(request.options, self.name, self.option_names)
-        check_batch(request, self.name)
-        require_coremltools()
+        opts = self.parse_options(request)
         plan = plan_input(request.reference.spec.contract.at_resolution(request.resolution), opts.input_type)
-        mlmodel = convert(trace(torch_model_for_export(request, plan), request.resolution), request, plan,
-                          opts.precision, self.deployment)
+        mlmodel = convert(trace(torch_model_for_export(request, plan), request), request, plan, opts.precision,
+                          self.deployment)
         options = {"precision": opts.precision, "input_type": opts.input_type,
                    "minimum_deployment_target": self.deployment}
         annotate(mlmodel, request, plan, {"export_options": options})
-        path = Path(request.out_dir) / artifact_name(request, opts.precision)
-        save_mlpackage(mlmodel, path)
-        return finish(self, request, path, plan, opts.precision, options, {}, started)
+        return write_package(self, request, mlmodel, plan, opts.precision, opts.precision, options, {}, started)

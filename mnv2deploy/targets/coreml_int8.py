@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..data import Batch, load_dataset
+from . import _common as c
 from .base import ExportRequest, ExportResult
-from .coreml import (CoremlOptions, CoremlTarget, InputPlan, annotate, artifact_name, check_batch, convert,
-                     finish, plan_input, require_coremltools, save_mlpackage, torch_model_for_export, trace)
+from .coreml import (CoremlTarget, InputPlan, annotate, convert, plan_input, torch_model_for_export, trace,
+                     write_package)
 
 EVAL_BATCH = 50
 
@@ -52,7 +52,7 @@ def int8_weight_copy(model: Any) -> Any:
     return q
 
 
-def quantize_w8a8_torch(model: Any, calib: np.ndarray, resolution: int) -> Any:
+def quantize_w8a8_torch(model: Any, calib: np.ndarray, request: ExportRequest) -> Any:
     """LinearQuantizer (symmetric, per-channel weights, 8-bit activations) calibrated on ``calib``; returns the
     finalized model ready for tracing."""
     import torch
@@ -66,7 +66,7 @@ def quantize_w8a8_torch(model: Any, calib: np.ndarray, resolution: int) -> Any:
     config = LinearQuantizerConfig(global_config=ModuleLinearQuantizerConfig(
         quantization_scheme="symmetric", weight_per_channel=True))
     quantizer = LinearQuantizer(model, config)
-    prepared = quantizer.prepare(example_inputs=(torch.zeros(1, 3, resolution, resolution),), inplace=False)
+    prepared = quantizer.prepare(example_inputs=(c.sample_input(request),), inplace=False)
     prepared.eval()  # BatchNorm uses its running statistics; observers still record (they ignore train/eval)
     with torch.no_grad():
         for i in range(0, len(calib), EVAL_BATCH):
@@ -74,18 +74,10 @@ def quantize_w8a8_torch(model: Any, calib: np.ndarray, resolution: int) -> Any:
     return quantizer.finalize(inplace=False).eval()
 
 
-def _logits(model: Any, images: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        return np.concatenate([model(torch.from_numpy(images[i:i + EVAL_BATCH])).numpy()
-                               for i in range(0, len(images), EVAL_BATCH)])
-
-
 def measure_quantized(float_model: Any, quant_model: Any, batch: Batch, plan: InputPlan, what: str) -> dict[str, Any]:
     """Accuracy of the quantized torch model next to the float one, on the same images."""
     x = plan.to_model_space(batch.images)
-    ref, q = _logits(float_model, x), _logits(quant_model, x)
+    ref, q = c.torch_logits(float_model, x, EVAL_BATCH), c.torch_logits(quant_model, x, EVAL_BATCH)
     out: dict[str, Any] = {"what": what, "samples": len(batch), "source": batch.source,
                            "top1_agreement_with_float": float((ref.argmax(1) == q.argmax(1)).mean()),
                            "max_abs_logit_diff": float(np.abs(ref - q).max()),
@@ -106,28 +98,25 @@ class CoremlInt8Target(CoremlTarget):
 
     def export(self, request: ExportRequest) -> ExportResult:
         started = time.perf_counter()
-        opts = CoremlOptions.parse(request.options, self.name, self.option_names)
-        check_batch(request, self.name)
-        require_coremltools()
+        opts = self.parse_options(request)
         contract = request.reference.spec.contract.at_resolution(request.resolution)
         plan = plan_input(contract, opts.input_type)
+        w8a8 = opts.activations == "int8"
+        calib, source = c.calibration_batch(request) if w8a8 else (None, None)  # bad folders fail before converting
         model = torch_model_for_export(request, plan)
         evalset = load_dataset(None, contract, opts.eval_samples, kind="eval")
-        w8a8 = opts.activations == "int8"
         if w8a8:
-            calib = load_dataset(request.calib, contract, request.calib_samples, kind="calib")
-            quantized = quantize_w8a8_torch(model, plan.to_model_space(calib.images), request.resolution)
+            quantized = quantize_w8a8_torch(model, plan.to_model_space(calib.images), request)
             deployment = "iOS17"  # activation quantize/dequantize ops exist from iOS 17
-            mlmodel = convert(trace(quantized, request.resolution), request, plan, opts.precision, deployment)
+            mlmodel = convert(trace(quantized, request), request, plan, opts.precision, deployment)
             quant = {"weights": "int8 symmetric per-channel (coremltools.optimize.torch LinearQuantizer)",
                      "activations": "int8 (8-bit, calibrated on the torch side)",
-                     "calibration": {"source": calib.source, "samples": len(calib)}}
+                     "calibration": {"source": source, "samples": len(calib)}}
             what = "coremltools.optimize.torch LinearQuantizer model (finalized) that was traced and converted"
         else:
             quantized = int8_weight_copy(model)
             deployment = "iOS16"
-            mlmodel = quantize_weights_coreml(convert(trace(model, request.resolution), request, plan,
-                                                      opts.precision, deployment))
+            mlmodel = quantize_weights_coreml(convert(trace(model, request), request, plan, opts.precision, deployment))
             quant = {"weights": "int8 linear_symmetric per-channel (coremltools.optimize.coreml.linear_quantize_weights)",
                      "activations": f"float ({opts.precision} compute)", "calibration": None}
             what = "torch model with the same per-channel symmetric int8 weights (quantize-dequantize)"
@@ -135,7 +124,6 @@ class CoremlInt8Target(CoremlTarget):
         options = {"precision": opts.precision, "input_type": opts.input_type, "activations": opts.activations,
                    "minimum_deployment_target": deployment, "eval_samples": opts.eval_samples}
         annotate(mlmodel, request, plan, {"export_options": options, "quantization": quant})
-        path = Path(request.out_dir) / artifact_name(request, "w8a8" if w8a8 else "int8")
-        save_mlpackage(mlmodel, path)
-        return finish(self, request, path, plan, "int8", options,
-                      {"quantization": quant, "quantized_torch": measured}, started)
+        # weight-only and W8A8 packages get different names so both can sit in one folder
+        return write_package(self, request, mlmodel, plan, "w8a8" if w8a8 else "int8", "int8", options,
+                             {"quantization": quant, "quantized_torch": measured}, started)

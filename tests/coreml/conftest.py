@@ -1,10 +1,10 @@
-"""Core ML exports of the embedded default (32x32), made once per session and shared by the coreml tests."""
+"""Core ML exports of the embedded default (32x32) through the target registry, made once per session and shared
+with every other test layer (tests/conftest.py ``export_artifact``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mnv2deploy.targets.base import ExportRequest
 from mnv2deploy.weights import load_reference, resolve_weights
 
 
@@ -14,20 +14,9 @@ def default_reference():
 
 
 @pytest.fixture(scope="session")
-def coreml_export(tmp_path_factory, default_reference):
-    """Factory: (target name, options) -> ExportResult, cached for the session."""
-    from mnv2deploy.targets.coreml import CoremlTarget
-    from mnv2deploy.targets.coreml_int8 import CoremlInt8Target
-
-    targets = {"coreml": CoremlTarget(), "coreml-int8": CoremlInt8Target()}
-    cache: dict = {}
-
+def coreml_export(export_artifact):
+    """Factory: (registry name, **options) -> ExportResult of the embedded default at 32x32, cached per session."""
     def export(target: str, **options):
-        key = (target, tuple(sorted(options.items())))
-        if key not in cache:
-            out = tmp_path_factory.mktemp(target)
-            cache[key] = targets[target].export(ExportRequest(reference=default_reference, resolution=32,
-                                                              out_dir=out, options=options))
-        return cache[key]
+        return export_artifact(target, **options)
 
     return export

@@ -11,15 +11,25 @@ import torch
 from mnv2deploy.contract import InputContract
 from mnv2deploy.errors import UsageError
 from mnv2deploy.manifest import read_manifest
+from mnv2deploy.parity import tolerance_for
+from mnv2deploy.targets import available_targets, get_target
+from mnv2deploy.targets._common import check_options
 from mnv2deploy.targets.base import ExportRequest
 from mnv2deploy.targets.coreml import CoremlOptions, CoremlTarget, plan_input, torch_model_for_export
 from mnv2deploy.targets.coreml_int8 import CoremlInt8Target, int8_weight_copy
 
 MAX_INT8_SIZE_RATIO = 0.6  # issue bar: the int8 package is <= 0.6x the size of the default (fp16) one
+INT8 = tolerance_for("int8")  # parity's int8 bar, which the static check applies to the quantized torch model
 
 
 def package_bytes(path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_registered_under_the_names_the_docs_use():
+    assert {"coreml", "coreml-int8"} <= set(available_targets())
+    assert isinstance(get_target("coreml"), CoremlTarget) and isinstance(get_target("coreml-int8"), CoremlInt8Target)
+    assert get_target("coreml").name == "coreml" and get_target("coreml-int8").name == "coreml-int8"
 
 
 @pytest.mark.slow
@@ -28,7 +38,7 @@ def test_manifest_describes_the_package(coreml_export, target, precision):
     r = coreml_export(target)
     m = read_manifest(r.artifact)  # verifies the directory-tree sha256 too
     assert (m.target, m.format, m.precision) == (target, "mlpackage", precision)
-    assert r.artifact.name.endswith(f".{precision}.mlpackage") and r.artifact.is_dir()
+    assert r.artifact.name == f"mobilenet_v2-1.0-32.{precision}.mlpackage" and r.artifact.is_dir()  # {model}.{precision}
     assert [(t.name, t.shape, t.dtype, t.layout) for t in m.inputs] == [("image", (1, 32, 32, 3), "uint8", "NHWC")]
     assert [(t.name, t.shape, t.dtype) for t in m.outputs] == [("logits", (1, 10), "float32")]
     assert m.labels and len(m.labels) == 10 and m.preprocessing.resolution == 32
@@ -46,9 +56,11 @@ def test_manifest_describes_the_package(coreml_export, target, precision):
 @pytest.mark.slow
 def test_int8_records_the_quantized_torch_accuracy(coreml_export):
     q = coreml_export("coreml-int8").manifest.extra["quantized_torch"]
-    assert q["samples"] == 200 and q["source"] == "embedded:eval"
+    assert q["samples"] == 500 and q["source"] == "embedded:eval"  # all of the eval images, as parity uses
     assert 0.0 <= q["accuracy"] <= 1.0 and 0.0 <= q["float_accuracy"] <= 1.0
-    assert q["top1_agreement_with_float"] > 0.9  # per-channel int8 weights barely move MobileNetV2's logits
+    # per-channel int8 weights barely move MobileNetV2's logits: parity's int8 bar holds (measured 0.986, -0.2 pts)
+    assert q["top1_agreement_with_float"] >= INT8.min_agreement
+    assert (q["float_accuracy"] - q["accuracy"]) * 100 <= INT8.max_drop
     assert coreml_export("coreml-int8").manifest.extra["quantization"]["activations"].startswith("float")
 
 
@@ -77,7 +89,8 @@ def test_labels_and_preprocessing_are_in_the_package_metadata(coreml_export):
 @pytest.mark.slow
 def test_fp32_tensor_input(coreml_export):
     r = coreml_export("coreml", precision="fp32", input_type="tensor")
-    assert r.manifest.precision == "fp32" and r.artifact.name.endswith(".fp32.mlpackage")
+    assert r.manifest.precision == "fp32" and r.artifact.name == "mobilenet_v2-1.0-32.fp32.mlpackage"
+    assert r.manifest.export_options["precision"] == "fp32" and r.manifest.export_options["input_type"] == "tensor"
     assert [(t.name, t.shape, t.dtype, t.layout) for t in r.manifest.inputs] == [
         ("input", (1, 3, 32, 32), "float32", "NCHW")]
     assert r.size_bytes > 1.8 * package_bytes(coreml_export("coreml").artifact)  # fp32 weights take twice fp16
@@ -87,12 +100,14 @@ def test_fp32_tensor_input(coreml_export):
 def test_w8a8_quantizes_on_the_torch_side(coreml_export):
     r = coreml_export("coreml-int8", activations="int8")
     m = r.manifest
-    assert m.precision == "int8" and r.artifact.name.endswith(".w8a8.mlpackage")
+    assert m.precision == "int8" and r.artifact.name == "mobilenet_v2-1.0-32.w8a8.mlpackage"
     assert m.export_options["minimum_deployment_target"] == "iOS17"
     assert m.extra["quantization"]["calibration"] == {"source": "embedded:calib", "samples": 200}
     q = m.extra["quantized_torch"]
-    assert "LinearQuantizer" in q["what"] and q["accuracy"] is not None
-    assert q["float_accuracy"] - q["accuracy"] <= 0.05
+    assert "LinearQuantizer" in q["what"] and q["accuracy"] is not None and q["samples"] == 500
+    # accuracy holds (measured 0.776 vs 0.776); top-1 agreement with float is 0.976, just under parity's 0.98
+    assert (q["float_accuracy"] - q["accuracy"]) * 100 <= INT8.max_drop
+    assert q["top1_agreement_with_float"] >= 0.95
 
 
 # ---- fast: options and the preprocessing fold, no conversion ----
@@ -111,9 +126,19 @@ def test_bad_options_are_usage_errors(target, options, message, default_referenc
     assert not any(tmp_path.iterdir())
 
 
-def test_options_accept_dashes_and_ignore_unset():
-    opts = CoremlOptions.parse({"input-type": "Tensor", "precision": None}, "coreml", ("precision", "input_type"))
+def test_options_accept_dashes_and_ignore_unset(default_reference):
+    request = ExportRequest(reference=default_reference, resolution=32, out_dir=None,
+                            options={"input-type": "Tensor", "precision": None})
+    opts = CoremlOptions.parse(check_options(request, "coreml", CoremlTarget.option_names), "coreml")
     assert opts == CoremlOptions(precision="fp16", input_type="tensor")
+
+
+def test_bad_option_lists_the_names_as_typed(default_reference, tmp_path):
+    with pytest.raises(UsageError) as e:
+        CoremlTarget().export(ExportRequest(reference=default_reference, resolution=32, out_dir=tmp_path,
+                                            options={"eval-samples": "10"}))
+    assert e.value.message == "target coreml has no option eval-samples"
+    assert e.value.hint == "its options are precision, input-type"
 
 
 def test_dynamic_batch_is_refused(default_reference, tmp_path):

@@ -13,7 +13,8 @@ from PIL import Image
 from mnv2deploy.data import preprocess
 from mnv2deploy.errors import PlatformError
 from mnv2deploy.manifest import TensorSpec, read_manifest
-from mnv2deploy.runtimes.coreml import CoreMLRuntime, to_pil_image
+from mnv2deploy.parity import tolerance_for
+from mnv2deploy.runtimes.coreml import CoreMLRuntime, check_quantized_accuracy, to_pil_image
 
 EXPECTED = ["package loads as a spec", "minimum deployment target iOS 16+", "inputs match the manifest",
             "outputs match the manifest", "labels and preprocessing in metadata", "weights have the promised dtype"]
@@ -47,7 +48,13 @@ def test_w8a8_checks_include_activations(coreml_export):
     checks = by_name(CoreMLRuntime.static_checks(r.artifact, r.manifest))
     assert checks["activations quantized to 8 bits (W8A8)"]["passed"]
     assert checks["minimum deployment target iOS 16+"]["detail"].endswith("iOS17")
-    assert all(c["passed"] for c in checks.values())
+    assert all(c["passed"] for name, c in checks.items() if name != "quantized torch model accuracy")
+    # the accuracy check applies parity's int8 bar to what the manifest records (measured at 32x32: accuracy
+    # 0.776 = float, top-1 agreement 0.976 < 0.98, so W8A8 fails it here; docs/ios.md)
+    q, tol = r.manifest.extra["quantized_torch"], tolerance_for("int8")
+    expected = (q["top1_agreement_with_float"] >= tol.min_agreement
+                and (q["float_accuracy"] - q["accuracy"]) * 100 <= tol.max_drop + 1e-9)
+    assert checks["quantized torch model accuracy"]["passed"] == expected
 
 
 @pytest.mark.slow
@@ -79,7 +86,7 @@ def test_large_quantized_accuracy_drop_fails(coreml_export):
     q = {**r.manifest.extra["quantized_torch"], "accuracy": 0.10, "float_accuracy": 0.60}
     bad = dataclasses.replace(r.manifest, extra={**r.manifest.extra, "quantized_torch": q})
     check = by_name(CoreMLRuntime.static_checks(r.artifact, bad))["quantized torch model accuracy"]
-    assert not check["passed"] and "drop +0.500" in check["detail"]
+    assert not check["passed"] and "drop +50.0 pts, limit 1.0 pts" in check["detail"]
     missing = dataclasses.replace(r.manifest, extra={})
     assert not by_name(CoreMLRuntime.static_checks(r.artifact, missing))["quantized torch model accuracy"]["passed"]
 
@@ -114,3 +121,31 @@ def test_image_feed_reproduces_the_pixels(default_reference):
     class M:
         preprocessing = contract
     assert np.array_equal(np.asarray(to_pil_image(x, M)), pixels)
+
+
+def _manifest_with(q):
+    class M:
+        extra = {"quantized_torch": q}
+    return M
+
+
+@pytest.mark.parametrize("accuracy, agreement, passed", [
+    (0.770, 0.986, True),  # -0.6 pts, agreement above 0.98
+    (0.764, 0.990, False),  # 1.2 pts lost: over parity's 1.0-point int8 allowance (the old check allowed 5)
+    (0.776, 0.976, False),  # accuracy kept but top-1 agreement under 0.98 (W8A8 at 32x32 measures this)
+])
+def test_quantized_accuracy_uses_parity_int8_tolerance(accuracy, agreement, passed):
+    tol = tolerance_for("int8")
+    assert (tol.max_drop, tol.min_agreement) == (1.0, 0.98)
+    check = check_quantized_accuracy(_manifest_with({"accuracy": accuracy, "float_accuracy": 0.776,
+                                                     "top1_agreement_with_float": agreement, "samples": 500}))
+    assert check["passed"] is passed, check["detail"]
+    assert "limit 1.0 pts" in check["detail"] and "limit >= 0.98" in check["detail"]
+
+
+def test_quantized_accuracy_without_labels_gates_agreement():
+    good = check_quantized_accuracy(_manifest_with({"accuracy": None, "float_accuracy": None,
+                                                    "top1_agreement_with_float": 0.99, "samples": 500}))
+    bad = check_quantized_accuracy(_manifest_with({"accuracy": None, "float_accuracy": None,
+                                                   "top1_agreement_with_float": 0.5, "samples": 500}))
+    assert good["passed"] and not bad["passed"] and "no labels" in bad["detail"]
