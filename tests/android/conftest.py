@@ -1,7 +1,6 @@
 """Android tier: a loopback adb device (tests/android/loopback_device.py), the real Debian adb client on a private
 server port, and a real .tflite of the embedded default (32x32) run by aarch64 code under qemu."""
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,41 +17,11 @@ PROPS = {"ro.product.name": "mnv2emu", "ro.product.model": "Pixel 8 (qemu)", "ro
          "ro.product.cpu.abi": "arm64-v8a", "ro.build.version.release": "14", "ro.kernel.qemu": "1"}
 
 
-def _tflite_fp32(folder: Path) -> Path:
-    """A real fp32 .tflite of the embedded default with its manifest (the shared export fixture when present)."""
-    import torch
-
-    import litert_torch
-    from mnv2deploy.manifest import Manifest, TensorSpec, tool_versions, write_manifest
-    from mnv2deploy.fileio import sha256_file
-    from mnv2deploy.weights import load_reference, resolve_weights
-
-    spec = resolve_weights("default")
-    ref = load_reference(spec)
-    r = spec.contract.resolution
-    path = folder / "mobilenet_v2.fp32.tflite"
-    litert_torch.convert(ref.model.eval(), (torch.zeros(1, 3, r, r),)).export(str(path))
-    manifest = Manifest(target="tflite-fp32", format="tflite", precision="fp32", artifact=path.name,
-                        artifact_sha256=sha256_file(path),
-                        inputs=(TensorSpec("input", (1, 3, r, r), "float32", "NCHW"),),
-                        outputs=(TensorSpec("logits", (1, spec.num_classes), "float32", "NC"),),
-                        preprocessing=spec.contract,
-                        model={"name": "mobilenet_v2", "width_mult": spec.width_mult,
-                               "num_classes": spec.num_classes, "resolution": r, "split": 1},
-                        weights={**spec.to_dict(), "sha256": ref.weights_sha256},
-                        tool_versions=tool_versions("litert-torch"))
-    write_manifest(path, manifest)
-    return path
-
-
 @pytest.fixture(scope="session")
-def tflite_fp32(request, tmp_path_factory) -> Path:
-    """The shared session export (tests/conftest.py) when it exists, so CI converts once; else a local one."""
-    try:
-        export_artifact = request.getfixturevalue("export_artifact")
-    except pytest.FixtureLookupError:
-        return _tflite_fp32(tmp_path_factory.mktemp("android_artifact"))
-    return export_artifact("tflite-fp32").artifact
+def tflite_fp32(export_artifact) -> Path:
+    """The fp32 .tflite of the embedded default (target ``tflite``) from the shared session export
+    (tests/conftest.py), so CI converts it once for every layer."""
+    return export_artifact("tflite").artifact
 
 
 @pytest.fixture(scope="session")
