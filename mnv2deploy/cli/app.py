@@ -29,6 +29,7 @@ COMMANDS = {
     "export": "export:export",
     "memory": "memory:memory",
     "parity": "parity:parity",
+    "run": "run:run",
 }
 
 for _name, _target in COMMANDS.items():

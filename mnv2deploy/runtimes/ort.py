@@ -31,6 +31,19 @@ def _load_errors() -> tuple[type[BaseException], ...]:
     return tuple(getattr(state, n) for n in names if hasattr(state, n)) + (RuntimeError, ValueError, OSError)
 
 
+# Only settings that change numerics, never paths or libraries: the manifest is an untrusted file.
+ALLOWED_SESSION_CONFIG = {"session.qdqisint8allowed": {"0", "1"}}
+
+
+def _session_config(manifest: Manifest) -> dict[str, str]:
+    config = manifest.extra.get("onnxruntime_session_config") or {}
+    if not isinstance(config, dict) or any(ALLOWED_SESSION_CONFIG.get(str(k)) is None or str(v) not in
+                                           ALLOWED_SESSION_CONFIG[str(k)] for k, v in config.items()):
+        raise BadArtifactError(f"manifest asks for onnxruntime settings {config!r:.120} that are not allowed",
+                               f"allowed: {ALLOWED_SESSION_CONFIG}; re-export the artifact")
+    return {str(k): str(v) for k, v in config.items()}
+
+
 class OrtRuntime:
     name: ClassVar[str] = "onnxruntime"
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
@@ -39,6 +52,7 @@ class OrtRuntime:
         self._session: Any = None
         self._manifest: Manifest | None = None
         self._threads: int | None = None
+        self._config: dict[str, str] = {}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -56,6 +70,10 @@ class OrtRuntime:
         if threads:
             so.intra_op_num_threads = threads
         so.log_severity_level = 3  # warnings about unused initializers are noise here
+        # Session settings the exporter found the artifact needs (onnx-int8: keep S8S8 on x86, see targets/onnx_int8).
+        self._config = _session_config(manifest)
+        for key, value in self._config.items():
+            so.add_session_config_entry(key, value)
         try:
             session = ort.InferenceSession(str(artifact), so, providers=["CPUExecutionProvider"])
         except _load_errors() as e:
@@ -90,4 +108,4 @@ class OrtRuntime:
         return {"onnxruntime": _ort().__version__}
 
     def details(self) -> dict[str, Any]:
-        return {"execution_provider": "CPUExecutionProvider", "threads": self._threads}
+        return {"execution_provider": "CPUExecutionProvider", "threads": self._threads, "session_config": self._config}
