@@ -54,3 +54,33 @@ def status(message: str) -> Iterator[None]:
 
 def note(message: str) -> None:
     stderr.print(message)
+
+
+@contextlib.contextmanager
+def converter_output(log: Path | None) -> Iterator[None]:
+    """Send what converters print, Python and native alike (absl, MLIR timings, tqdm, warnings), to ``log``
+    (appended; /dev/null when None) so stdout stays JSON-clean and stderr readable; our own progress lines
+    still reach the terminal."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
+    previous_file = stderr.file
+    sink = open(log, "ab") if log is not None else open(os.devnull, "wb")
+    try:
+        stderr.file = terminal
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        stderr.file = previous_file
+        terminal.close()
+        sink.close()

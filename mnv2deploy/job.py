@@ -1,0 +1,141 @@
+"""The main job (`mnv2deploy run`): export every target available here, check each artifact's parity in its real
+runtime, benchmark it on the host, and measure the activation memory of the int8 model plain and split.
+
+Each step of each target is recorded, not raised: one target that cannot run here (Core ML on Linux) or fails
+its check must not hide the others. Only bugs propagate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import Mnv2Error
+
+MEMORY_TARGET = "tflite-int8"
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    out: Path
+    weights: str = "default"
+    resolution: int | None = None
+    targets: tuple[str, ...] = ()  # empty = every target available here
+    runs: int = 50
+    warmup: int = 5
+    threads: int = 1
+    split: int = 4  # channel groups for the memory comparison; 1 skips it
+    samples: int | None = None  # parity images; None = the whole evaluation set
+
+
+def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    """(result, None) or (None, the typed error's one line)."""
+    try:
+        return fn(), None
+    except Mnv2Error as e:
+        return None, e.one_line()
+
+
+def _bench_summary(result: Any) -> dict[str, Any]:
+    lat = result.latency_ms
+    return {"runtime": result.runtime, "delegate": result.delegate, "threads": result.threads,
+            "p50_ms": lat.p50, "p90_ms": lat.p90, "p99_ms": lat.p99, "runs": lat.count,
+            "init_ms": result.init_ms, "first_inference_ms": result.first_inference_ms,
+            "peak_memory_bytes": result.peak_memory_bytes, "loaded": result.loaded}
+
+
+def _parity_summary(report: dict[str, Any]) -> dict[str, Any]:
+    keys = ("status", "passed", "runtime", "samples", "top1_agreement", "reference_accuracy", "artifact_accuracy",
+            "max_abs_diff", "sqnr_db", "skip_reason")
+    out = {k: report.get(k) for k in keys}
+    out["failed_checks"] = [c["name"] for c in report.get("checks", []) if c["passed"] is False]
+    return out
+
+
+def _memory_summary(report: Any) -> dict[str, Any]:
+    d = report.to_dict()
+    return {"artifact": d["artifact"], "static_peak_bytes": d["static_peak_bytes"],
+            "measured_peak_bytes": d["measured_peak_bytes"], "measured_method": d["measured_method"],
+            "largest_tensor": d["largest_tensor"], "peak_op": d["peak_op"]}
+
+
+def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Run every step; returns the report dict (see `report.json`)."""
+    from .bench.host import cpu_model, run_host_bench
+    from .cli.export import plan_targets
+    from .memory.report import analyze_artifact
+    from .parity import check_parity
+    from .targets import get_target
+    from .targets.base import ExportRequest
+    from .weights import load_reference, resolve_weights
+
+    started = time.time()
+    spec = resolve_weights(cfg.weights, resolution=cfg.resolution)
+    reference = load_reference(spec)
+    resolution = cfg.resolution or spec.contract.resolution
+    artifacts_dir = Path(cfg.out) / "artifacts"
+    request = ExportRequest(reference=reference, resolution=resolution, out_dir=artifacts_dir)
+    if cfg.targets:
+        names = [n for t in cfg.targets for n in plan_targets(t)[0]]
+        skipped: list[dict[str, str]] = []
+    else:
+        names, skipped = plan_targets("all")
+
+    rows: list[dict[str, Any]] = []
+    for i, name in enumerate(names, 1):
+        row: dict[str, Any] = {"target": name}
+        rows.append(row)
+        progress(f"[{i}/{len(names)}] {name}: exporting")
+        exported, row["export_error"] = _attempt(lambda: get_target(name).export(request))
+        if exported is None:
+            continue
+        row["export"] = exported.to_dict()
+        progress(f"[{i}/{len(names)}] {name}: parity ({exported.size_bytes / 1e6:.1f} MB, {exported.seconds:.0f} s export)")
+        report, row["parity_error"] = _attempt(lambda: check_parity(exported.artifact, samples=cfg.samples))
+        if report is not None:
+            row["parity"] = _parity_summary(report)
+        if report is None or report["status"] == "skipped":
+            row["bench_skipped"] = (report or {}).get("skip_reason") or "parity did not run"
+            continue
+        progress(f"[{i}/{len(names)}] {name}: host bench ({cfg.warmup} warm-up + {cfg.runs} runs)")
+        bench, row["bench_error"] = _attempt(lambda: run_host_bench(exported.artifact, threads=cfg.threads,
+                                                                     runs=cfg.runs, warmup=cfg.warmup))
+        if bench is not None:
+            row["bench"] = _bench_summary(bench)
+
+    memory = _memory_step(cfg, request, rows, progress, analyze_artifact, get_target)
+    return {
+        "model": {"weights": spec.to_dict(), "resolution": resolution, "weights_sha256": reference.weights_sha256},
+        "host": {"cpu": cpu_model(), "threads": cfg.threads},
+        "targets": rows, "skipped_targets": skipped, "memory": memory,
+        "passed": all(r.get("parity", {}).get("passed", True) for r in rows),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def _memory_step(cfg: JobConfig, request: Any, rows: list[dict[str, Any]], progress: Callable[[str], None],
+                 analyze_artifact: Callable[..., Any], get_target: Callable[[str], Any]) -> dict[str, Any]:
+    """Arena of the int8 model as exported, and of the same model with every block split into ``cfg.split`` groups."""
+    from dataclasses import replace
+
+    plain = next((r for r in rows if r["target"] == MEMORY_TARGET and "export" in r), None)
+    if plain is None:
+        return {"skipped": f"{MEMORY_TARGET} was not exported"}
+    progress(f"memory: {MEMORY_TARGET} as exported")
+    result: dict[str, Any] = {"target": MEMORY_TARGET}
+    analysed, result["plain_error"] = _attempt(lambda: analyze_artifact(Path(plain["export"]["artifact"]), xnnpack=False))
+    if analysed is not None:
+        result["plain"] = _memory_summary(analysed)
+    if cfg.split <= 1:
+        return result
+    progress(f"memory: {MEMORY_TARGET} split into {cfg.split} channel groups per block (export + analysis)")
+    split, result["split_error"] = _attempt(lambda: get_target(MEMORY_TARGET).export(replace(request, split=cfg.split)))
+    if split is not None:
+        analysed, result["split_error"] = _attempt(lambda: analyze_artifact(split.artifact, xnnpack=False))
+        if analysed is not None:
+            result["split"] = {**_memory_summary(analysed), "groups": cfg.split}
+    if "plain" in result and "split" in result and result["split"]["measured_peak_bytes"]:
+        result["reduction"] = result["plain"]["measured_peak_bytes"] / result["split"]["measured_peak_bytes"]
+    return result
