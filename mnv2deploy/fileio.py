@@ -183,13 +183,15 @@ def write_json_atomic(final: Path, obj: Any) -> None:
     write_text_atomic(final, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def ensure_writable_dir(folder: Path) -> None:
+def ensure_writable_dir(folder: Path, option: str = "--out") -> None:
+    """Create ``folder`` if needed and check it can be written; ``option`` names the flag in the hint."""
     folder = Path(folder)
+    hint = f"choose a writable {option} folder" if option == "--out" else f"choose a writable location for {option}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot create output folder {folder}: {e.strerror or e}", "choose a writable --out folder") from None
+        raise OutputError(f"cannot create output folder {folder}: {e.strerror or e}", hint) from None
     if not folder.is_dir():
-        raise OutputError(f"output folder {folder} is not a folder", "choose a writable --out folder")
+        raise OutputError(f"output folder {folder} is not a folder", hint)
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {folder} is not writable", "choose a writable --out folder")
+        raise OutputError(f"output folder {folder} is not writable", hint)

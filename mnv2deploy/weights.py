@@ -81,7 +81,7 @@ def check_model_args(width_mult: float | None, num_classes: int | None, resoluti
     if width_mult is not None:
         if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) \
                 or not WIDTH_RANGE[0] <= width_mult <= WIDTH_RANGE[1]:
-            raise UsageError(f"--width {width_mult} is outside {WIDTH_RANGE[0]} to {WIDTH_RANGE[1]}",
+            raise UsageError(f"width multiplier {width_mult} is outside {WIDTH_RANGE[0]} to {WIDTH_RANGE[1]}",
                              "pick a width such as 0.35, 0.5, 0.75, 1.0 or 1.4")
     for name, value, lo, hi in (("num-classes", num_classes, 1, MAX_CLASSES),
                                 ("resolution", resolution, *RESOLUTION_RANGE)):

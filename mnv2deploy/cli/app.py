@@ -42,6 +42,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for
     """MobileNetV2 deployment toolkit."""
 
 
+INTERRUPTED = 130
+INTERRUPTED_LINE = "error: interrupted; nothing half-written was left behind (hint: run the command again)"
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     return " ".join(str(text).split())[:limit]
 
@@ -84,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _quiet_libraries(debug):
             result = app(args=argv, prog_name="mnv2deploy", standalone_mode=False)
+        if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns the code without a word
+            print(INTERRUPTED_LINE, file=sys.stderr)
         return int(result) if isinstance(result, int) else 0
     except typer.Exit as e:
         return e.exit_code
@@ -94,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage_error(e), file=sys.stderr)
         return int(getattr(e, "exit_code", 2) or 2)
     except Mnv2Error as e:
-        print(e.one_line(), file=sys.stderr)
+        command = next((a for a in argv if a in COMMANDS), None)
+        line = e.one_line()
+        print(line.replace("mnv2deploy COMMAND", f"mnv2deploy {command}") if command else line, file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; nothing half-written was left behind", file=sys.stderr)
-        return 130
+        print(INTERRUPTED_LINE, file=sys.stderr)
+        return INTERRUPTED
     except OSError as e:  # out of space or permission denied: the environment, not a bug (exit 2)
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             print(f"error: no space left on device{f' writing {e.filename}' if e.filename else ''} "

@@ -65,9 +65,14 @@ def bench(
         from ..fileio import ensure_writable_dir
 
         ensure_writable_dir(output_folder(out))
+    if kind == "host":  # option values first: never announce a run that cannot start
+        from ..android.bench import parse_cores  # one CPU-list syntax for host and phone
+        from ..bench.host import HostBenchConfig
+
+        config = HostBenchConfig(threads, runs, warmup, batch, not no_xnnpack, runtime, parse_cores(cores))
+        config.validate(manifest.format)
     with status(f"benchmarking {artifact.name} on {device}"):
         if kind == "host":
-            from ..android.bench import parse_cores  # one CPU-list syntax for host and phone
             from ..bench.host import run_host_bench
 
             note(f"bench {artifact.name} on host: {warmup} warm-up + {runs} runs, {threads} thread(s)")

@@ -114,7 +114,7 @@ def parity(
     manifest = read_manifest(artifact, verify=True)
     tol = tolerance_for(manifest.precision, max_drop, min_agreement)
     if junit is not None:
-        ensure_writable_dir(junit.parent)  # fail now, not after the whole run
+        ensure_writable_dir(junit.parent, "--junit-xml")  # fail now, not after the whole run
     with status(f"parity of {artifact.name}"):
         report = check_parity(artifact, data, samples, tol, arch=arch, cpu=cpu, threads=threads)
     if junit is not None:
