@@ -223,7 +223,10 @@ def guess_architecture(state: dict[str, Any]) -> str:
     parts = []
     stem = state.get("features.0.0.weight")
     if stem is not None and getattr(stem, "ndim", 0) == 4:
-        parts.append(f"stem {stem.shape[0]} channels (width {stem.shape[0] / 32:g}x)")
+        from .model import STEM_CHANNELS, make_divisible
+
+        widths = [f"{w:g}x" for w in STANDARD_WIDTHS if make_divisible(STEM_CHANNELS * w) == stem.shape[0]]
+        parts.append(f"stem {stem.shape[0]} channels (width {' or '.join(widths) or 'not a standard one'})")
     if head is not None and getattr(head, "ndim", 0) == 2:
         parts.append(f"{head.shape[0]} classes")
     return ", ".join(parts) or "not a MobileNetV2 layout"
