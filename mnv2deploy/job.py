@@ -27,6 +27,7 @@ class JobConfig:
     warmup: int = 5
     threads: int = 1
     split: int = 4  # channel groups for the memory comparison; 1 skips it
+    memory_resolution: int | None = 224  # the paper's setting; None = the run's resolution
     samples: int | None = None  # parity images; None = the whole evaluation set
 
 
@@ -117,25 +118,32 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
 
 def _memory_step(cfg: JobConfig, request: Any, rows: list[dict[str, Any]], progress: Callable[[str], None],
                  analyze_artifact: Callable[..., Any], get_target: Callable[[str], Any]) -> dict[str, Any]:
-    """Arena of the int8 model as exported, and of the same model with every block split into ``cfg.split`` groups."""
+    """Arena of the int8 model as exported, and of the same model with every block split into ``cfg.split`` groups,
+    at the memory resolution (224 by default: at CIFAR's 32x32 every tensor is too small to matter)."""
     from dataclasses import replace
 
+    resolution = cfg.memory_resolution or request.resolution
     plain = next((r for r in rows if r["target"] == MEMORY_TARGET and "export" in r), None)
     if plain is None:
         return {"skipped": f"{MEMORY_TARGET} was not exported"}
-    progress(f"memory: {MEMORY_TARGET} as exported")
-    result: dict[str, Any] = {"target": MEMORY_TARGET}
-    analysed, result["plain_error"] = _attempt(lambda: analyze_artifact(Path(plain["export"]["artifact"]), xnnpack=False))
-    if analysed is not None:
-        result["plain"] = _memory_summary(analysed)
-    if cfg.split <= 1:
-        return result
-    progress(f"memory: {MEMORY_TARGET} split into {cfg.split} channel groups per block (export + analysis)")
-    split, result["split_error"] = _attempt(lambda: get_target(MEMORY_TARGET).export(replace(request, split=cfg.split)))
-    if split is not None:
-        analysed, result["split_error"] = _attempt(lambda: analyze_artifact(split.artifact, xnnpack=False))
+    result: dict[str, Any] = {"target": MEMORY_TARGET, "resolution": resolution}
+    memory_request = replace(request, resolution=resolution, out_dir=Path(cfg.out) / "memory")
+    for key, groups in (("plain", 1), ("split", cfg.split)):
+        if key == "split" and groups <= 1:
+            break
+        what = "as exported" if groups == 1 else f"split into {groups} channel groups per block"
+        progress(f"memory: {MEMORY_TARGET} at {resolution}x{resolution} {what} (export + arena)")
+        if groups == 1 and resolution == request.resolution:  # the run's own export is this model
+            artifact, result[f"{key}_error"] = Path(plain["export"]["artifact"]), None
+        else:
+            exported, result[f"{key}_error"] = _attempt(lambda: get_target(MEMORY_TARGET).export(
+                replace(memory_request, split=groups)))
+            if exported is None:
+                continue
+            artifact = exported.artifact
+        analysed, result[f"{key}_error"] = _attempt(lambda: analyze_artifact(artifact, xnnpack=False))
         if analysed is not None:
-            result["split"] = {**_memory_summary(analysed), "groups": cfg.split}
+            result[key] = {**_memory_summary(analysed), "groups": groups}
     if "plain" in result and "split" in result and result["split"]["measured_peak_bytes"]:
         result["reduction"] = result["plain"]["measured_peak_bytes"] / result["split"]["measured_peak_bytes"]
     return result

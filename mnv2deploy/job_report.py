@@ -59,8 +59,8 @@ def render_markdown(report: dict[str, Any], chart: str | None) -> str:
         lines.append(f"| {s['target']} | not exported: {s['reason']} | | | | | | | | | |")
     if chart:
         lines += ["", f"![latency and size per target]({chart})"]
-    lines += ["", "## Activation memory (the paper's claim)", ""]
     mem = report["memory"]
+    lines += ["", f"## Activation memory (the paper's claim) at {mem.get('resolution', '?')}x{mem.get('resolution', '?')}", ""]
     if "skipped" in mem:
         lines.append(f"Skipped: {mem['skipped']}.")
     else:

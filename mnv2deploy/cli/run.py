@@ -24,6 +24,8 @@ def run(
     threads: int = typer.Option(1, "--threads", min=1, help="Runtime threads for parity and bench."),
     split: int = typer.Option(4, "--split", min=1, max=32,
                               help="Channel groups per block for the memory comparison (1 skips it)."),
+    memory_resolution: int = typer.Option(224, "--memory-resolution", min=16, max=1024,
+                                          help="Input size for the memory comparison (the paper's 224)."),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Parity images (default: the whole eval set)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -34,7 +36,8 @@ def run(
 
     ensure_writable_dir(out)  # fail before minutes of work, not after
     cfg = JobConfig(out=out, weights=weights, resolution=resolution, targets=tuple(target), runs=runs,
-                    warmup=warmup, threads=threads, split=split, samples=samples)
+                    warmup=warmup, threads=threads, split=split, samples=samples,
+                    memory_resolution=memory_resolution)
     log = out / "run.log"
     note(f"converter and runtime output goes to {log}")
     with converter_output(log):
@@ -64,7 +67,7 @@ def run(
         console.print(t)
         mem = report["memory"]
         if "reduction" in mem:
-            console.print(f"memory: {mem['target']} arena {mem['plain']['measured_peak_bytes'] / 1e6:.2f} MB as exported, "
+            console.print(f"memory at {mem['resolution']}x{mem['resolution']}: {mem['target']} arena {mem['plain']['measured_peak_bytes'] / 1e6:.2f} MB as exported, "
                           f"{mem['split']['measured_peak_bytes'] / 1e6:.2f} MB split into {mem['split']['groups']} groups "
                           f"per block ({mem['reduction']:.2f}x less)")
         console.print(f"report: {files['markdown']}")

@@ -15,30 +15,30 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
-    import torch
+    """The real CLI in a child process, as a CI job would call it: stdout must be exactly the JSON object."""
+    import os
+    import subprocess
+    import sys
 
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run")
-    import io
-    from contextlib import redirect_stdout
-
-    buf = io.StringIO()
-    with redirect_stdout(buf):
-        code = main(["run", "--out", str(out), "--target", "onnx-int8", "--target", "tflite-int8", "--split", "2",
-                     "--runs", "3", "--warmup", "1", "--samples", "100", "--json"])
-    return code, buf.getvalue(), out
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnv2deploy", "run", "--out", str(out), "--target", "onnx-int8", "--target",
+         "tflite-int8", "--split", "2", "--memory-resolution", "32", "--runs", "3", "--warmup", "1", "--samples", "100",
+         "--json"], capture_output=True, text=True, timeout=1800, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return proc.returncode, proc.stdout, out, proc.stderr
 
 
 def test_run_exits_0_and_prints_one_json_object(job):
-    code, stdout, out = job
-    assert code == 0
+    code, stdout, out, stderr = job
+    assert code == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
     report = json.loads(stdout)  # exactly one object: converter chatter went to run.log
     assert report == json.loads((out / "report.json").read_text())
     assert [r["target"] for r in report["targets"]] == ["onnx-int8", "tflite-int8"]
 
 
 def test_every_target_exported_checked_and_timed(job):
-    _, _, out = job
+    out = job[2]
     report = json.loads((out / "report.json").read_text())
     for row in report["targets"]:
         assert Path(row["export"]["artifact"]).is_file()
@@ -50,15 +50,16 @@ def test_every_target_exported_checked_and_timed(job):
 
 
 def test_memory_split_shrinks_the_measured_arena(job):
-    _, _, out = job
+    out = job[2]
     mem = json.loads((out / "report.json").read_text())["memory"]
-    assert mem["split"]["groups"] == 2
+    assert mem["split"]["groups"] == 2 and mem["resolution"] == 32
+    assert "-32-split2." in mem["split"]["artifact"]
     assert mem["split"]["measured_peak_bytes"] < mem["plain"]["measured_peak_bytes"]
     assert mem["reduction"] == pytest.approx(mem["plain"]["measured_peak_bytes"] / mem["split"]["measured_peak_bytes"])
 
 
 def test_markdown_report_chart_and_log(job):
-    _, _, out = job
+    out = job[2]
     md = (out / "report.md").read_text()
     assert "| onnx-int8 |" in md and "| tflite-int8 |" in md and "not a phone" in md
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
