@@ -67,7 +67,9 @@ def converter_output(log: Path | None) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
-    previous_file = stderr.file
+    # Console.file falls back to the *current* sys.stderr when unset; reading it would pin the console to
+    # whatever stream sys.stderr is now (pytest's capture, closed later), so keep the unset state itself
+    previous_file = stderr._file
     sink = open(log, "ab") if log is not None else open(os.devnull, "wb")
     try:
         stderr.file = terminal

@@ -54,7 +54,7 @@ def test_file_changed_after_export_exits_2(tmp_path, capsys):
     (["--runtime", "tensorrt"], "--runtime 'tensorrt' unknown"),
     (["--runner", "/bin/true"], "--runner only applies to Android"),
     (["--cores", "x-y"], "not a CPU list"),
-    (["--cores", "4096"], "cannot use"),
+    (["--cores", "1000"], "cannot use"),
     (["--device", "pixel", "--batch", "4"], "--batch only apply to --device host"),
 ])
 def test_options_that_do_not_apply_exit_2(tmp_path, capsys, argv, contains):

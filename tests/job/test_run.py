@@ -80,6 +80,9 @@ def test_failed_parity_exits_3_and_still_writes_the_report(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: parity failed for onnx") and "Traceback" not in "\n".join(err)
     assert "FAIL" in (tmp_path / "report.md").read_text()
+    # the progress console follows sys.stderr again (pinned to this test's capture, later commands hit a closed file)
+    from mnv2deploy.cli import common
+    assert common.stderr._file is None
 
 
 def test_unwritable_out_fails_before_any_work(tmp_path, capsys):
