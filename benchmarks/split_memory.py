@@ -1,22 +1,28 @@
 """Split-block memory, side by side in one run: MobileNetV2 1.0 @ 224, K = 1, 2, 3, 4, 6, tflite fp32 and int8
 (and onnx fp32): static peak, LiteRT arena (builtin kernels), XNNPACK activation memory, onnxruntime, the
 paper's bound scaled to the activation width, and the latency cost of K (median, 1 thread, XNNPACK and builtin
-kernels; timed in a fresh child per artifact, since mnv2deploy.bench.host was not merged when this was written).
+kernels, through `mnv2deploy.bench.host.run_host_bench`, the host bench of `mnv2deploy bench`).
+
+Every artifact is made by the real command, `mnv2deploy export --target T --split K --resolution R` (a child
+process per export, torch on 1 thread), so the numbers describe what users export.
 
 XNNPACK's figure is the peak RSS increase of a child over create + allocate + run, minus the same for the same
 weights exported at 32x32 (whose activations are negligible), so that repacked weights cancel out.
 
-    .venv/bin/python benchmarks/split_memory.py [--out DIR] [--ks 1,2,3,4,6] [--runs 30] [--from-dir DIR]
+    .venv/bin/python benchmarks/split_memory.py [--out DIR] [--ks 1,2,3,4,6] [--runs 30]
+        [--targets tflite-int8,tflite,onnx] [--calib-samples 64] [--reuse] [--no-doc]
 
-Writes DIR/split_memory.json and the results section of docs/memory.md.
+Writes DIR/split_memory.json and the results section of docs/memory.md (with --targets a subset, the other
+sections are taken from DIR/split_memory.json of an earlier run when it has them).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
-import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,26 +33,27 @@ sys.path.insert(0, str(ROOT))
 RESOLUTION, BASELINE_RESOLUTION = 224, 32
 DOC = ROOT / "docs" / "memory.md"
 BYTES = {"fp32": 4, "int8": 1}
+# registry target -> (file format, activation precision) as the tables name them
+TARGETS = {"tflite-int8": ("tflite", "int8"), "tflite": ("tflite", "fp32"), "onnx": ("onnx", "fp32")}
 
 
-def export(target: str, k: int, resolution: int, out_dir: Path, from_dir: Path | None = None) -> Path:
-    """One artifact through the project's own export targets (what `mnv2deploy export --split K` runs), or a
-    pre-exported file ``mnv2_k{K}_{resolution}.{precision}.{tflite|onnx}`` from ``from_dir``."""
-    if from_dir is not None:
-        prec = "fp32" if target == "onnx" else target.split("-")[1]
-        path = from_dir / f"mnv2_k{k}_{resolution}.{prec}.{'onnx' if target == 'onnx' else 'tflite'}"
-        if not path.exists():
-            raise SystemExit(f"missing {path}")
-        return path
-    from mnv2deploy.targets import get_target
-    from mnv2deploy.targets.base import ExportRequest
-    from mnv2deploy.weights import load_reference, resolve_weights
-
+def export(target: str, k: int, resolution: int, out_dir: Path, calib_samples: int, reuse: bool = False) -> Path:
+    """One artifact via `mnv2deploy export --target T --split K --resolution R --json` in a child process; with
+    ``reuse``, an artifact a previous run of this script exported into the same folder (manifest beside it)."""
     folder = out_dir / f"{target}-k{k}-{resolution}"
-    reference = load_reference(resolve_weights("default", resolution=resolution))
-    result = get_target(target).export(ExportRequest(reference=reference, resolution=resolution, out_dir=folder,
-                                                     split=k, calib_samples=64))
-    return Path(result.artifact)
+    fmt, prec = TARGETS[target]
+    split = f"-split{k}" if k > 1 else ""
+    expected = folder / f"mobilenet_v2-1.0-{resolution}{split}.{prec}.{fmt}"
+    if reuse and expected.exists() and expected.with_name(expected.name + ".manifest.json").exists():
+        return expected
+    cmd = [sys.executable, "-m", "mnv2deploy", "export", "--target", target, "--split", str(k),
+           "--resolution", str(resolution), "--calib-samples", str(calib_samples), "--out", str(folder), "--json"]
+    # K-way splits have K times more tiny convs; an oversubscribed torch thread pool made calibration ~100x slower
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    return Path(json.loads(proc.stdout)["artifact"])
 
 
 def xnnpack_total(path: Path) -> int:
@@ -57,45 +64,15 @@ def xnnpack_total(path: Path) -> int:
 
 
 def latency_ms(path: Path, runs: int) -> dict:
-    """Median latency, 1 thread: LiteRT with XNNPACK and with the builtin kernels (the ones whose arena we
-    measure), or onnxruntime. Each in a fresh child."""
-    from mnv2deploy.runtimes.child import call_in_child
+    """Median latency, 1 thread, in `mnv2deploy bench`'s host bench (fresh pinned child): LiteRT with XNNPACK and
+    with the builtin kernels (the ones whose arena we measure), or onnxruntime."""
+    from mnv2deploy.bench.host import run_host_bench
 
-    out = {"median_ms": call_in_child(_raw_latency, str(path), runs, True, timeout=900)}
+    out = {"median_ms": run_host_bench(path, threads=1, runs=runs, warmup=5).latency_ms.p50}
     if path.suffix == ".tflite":
-        out["builtin_median_ms"] = call_in_child(_raw_latency, str(path), max(5, runs // 3), False, timeout=900)
+        out["builtin_median_ms"] = run_host_bench(path, threads=1, runs=max(5, runs // 3), warmup=5,
+                                                  xnnpack=False).latency_ms.p50
     return out
-
-
-def _raw_latency(path: str, runs: int, xnnpack: bool) -> float:
-    import numpy as np
-
-    if path.endswith(".onnx"):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        i = sess.get_inputs()[0]
-        feed = {i.name: np.zeros(i.shape, np.float32)}
-        run = lambda: sess.run(None, feed)  # noqa: E731
-    else:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        it = Interpreter(model_path=path, num_threads=1, experimental_op_resolver_type=resolver)
-        it.allocate_tensors()
-        d = it.get_input_details()[0]
-        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-        run = it.invoke
-    for _ in range(5):
-        run()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def measure(artifact: Path, baseline: Path | None, runs: int) -> dict:
@@ -175,25 +152,33 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("/tmp/mnv2deploy-split-memory"))
     ap.add_argument("--ks", default="1,2,3,4,6")
     ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--targets", default="tflite-int8,tflite-fp32,onnx")
+    ap.add_argument("--targets", default="tflite-int8,tflite,onnx", help=f"any of {', '.join(TARGETS)}")
+    ap.add_argument("--calib-samples", type=int, default=64, help="int8 calibration images (export --calib-samples)")
+    ap.add_argument("--reuse", action="store_true", help="measure artifacts an earlier run exported into --out")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/memory.md")
-    ap.add_argument("--from-dir", type=Path, help="measure pre-exported files instead of exporting")
     args = ap.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
-    results: dict = {}
-    for target in args.targets.split(","):
-        fmt, prec = ("onnx", "fp32") if target == "onnx" else ("tflite", target.split("-")[1])
+    targets = args.targets.split(",")
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise SystemExit(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+    store = args.out / "split_memory.json"
+    results: dict = json.loads(store.read_text()) if store.exists() else {}
+    for target in targets:
+        fmt, prec = TARGETS[target]
         key = f"{fmt}-{prec}"
         results[key] = {}
         for k in ks:
             t0 = time.time()
-            artifact = export(target, k, RESOLUTION, args.out, args.from_dir)
-            baseline = export(target, k, BASELINE_RESOLUTION, args.out, args.from_dir) if fmt == "tflite" else None
+            artifact = export(target, k, RESOLUTION, args.out, args.calib_samples, args.reuse)
+            baseline = (export(target, k, BASELINE_RESOLUTION, args.out, args.calib_samples, args.reuse)
+                        if fmt == "tflite" else None)
             results[key][str(k)] = measure(artifact, baseline, args.runs)
+            results[key][str(k)]["artifact"] = str(artifact)
             print(f"{key} K={k}: arena/measured {_mb(results[key][str(k)]['measured_peak_bytes'])} MB "
                   f"({time.time() - t0:.0f} s)", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "split_memory.json").write_text(json.dumps(results, indent=1, default=str))
+            args.out.mkdir(parents=True, exist_ok=True)
+            store.write_text(json.dumps(results, indent=1, default=str))  # a long run keeps what it measured
     section = render(results, ks)
     print(section)
     if not args.no_doc:

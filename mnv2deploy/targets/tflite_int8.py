@@ -49,7 +49,7 @@ def quantize_pt2e(model: Any, request: ExportRequest, calib: np.ndarray) -> tupl
     pt2e = c.require("litert_torch.quantize.pt2e_quantizer", HINT)
     qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", "pip install torchao (comes with litert-torch)")
     quantizer = pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True))
-    graph = torch.export.export(model, (c.sample_input(request),)).module()
+    graph = torch.export.export(model, (c.sample_input(request),), strict=True).module()
     prepared = qpt2e.prepare_pt2e(graph, quantizer)
     qpt2e_api = c.require("torchao.quantization.pt2e", "pip install torchao")
     qpt2e_api.move_exported_model_to_eval(prepared)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -29,7 +30,7 @@ def test_export_json_prints_one_object(tmp_path):
 
 @pytest.mark.slow
 def test_target_all_exports_every_available_target_with_clean_stdout(tmp_path):
-    # a small random model keeps five conversions cheap
+    # a small random model keeps seven conversions cheap
     proc = run_cli("--target", "all", "--out", str(tmp_path), "--weights", "random", "--width", "0.35",
                    "--num-classes", "10", "--resolution", "32", "--calib-samples", "16", "--json")
     assert proc.returncode == 0, proc.stderr[-500:]
@@ -38,6 +39,11 @@ def test_target_all_exports_every_available_target_with_clean_stdout(tmp_path):
     skipped = {s["target"] for s in out["skipped"]}
     assert exported | skipped == set(available_targets()) and not exported & skipped
     assert {"onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8"} <= exported
+    if importlib.util.find_spec("coremltools") is not None:  # converts on Linux too (it only cannot predict)
+        assert {"coreml", "coreml-int8"} <= exported
+        names = {a["target"]: Path(a["artifact"]).name for a in out["artifacts"]}
+        assert names["coreml"] == "mobilenet_v2-0.35-32.fp16.mlpackage"
+        assert names["coreml-int8"] == "mobilenet_v2-0.35-32.int8.mlpackage"
     for a in out["artifacts"]:
         assert read_manifest(Path(a["artifact"])).target == a["target"]
     assert all(s["reason"] for s in out["skipped"])
@@ -48,6 +54,8 @@ def test_target_all_exports_every_available_target_with_clean_stdout(tmp_path):
     (["--target", "tflite", "--dynamic-batch"], 2),
     (["--target", "onnx", "--option", "novalue"], 2),
     (["--target", "onnx", "--split", "0"], 2),
+    (["--target", "coreml", "--dynamic-batch"], 2),
+    (["--target", "coreml", "--option", "precision=int4"], 2),
 ])
 def test_bad_usage_exits_2_with_one_line(tmp_path, args, code):
     proc = run_cli(*args, "--out", str(tmp_path / "o"))

@@ -82,3 +82,42 @@ def test_failed_export_keeps_the_previous_artifact_and_leaves_nothing_finished_l
         get_target("onnx").export(request_for(reference, tmp_path))
     assert final.read_bytes() == b"previous good artifact"
     assert sorted(p.name for p in tmp_path.iterdir()) == [final.name]
+
+
+@pytest.mark.parametrize("target", ["coreml", "coreml-int8"])
+def test_dynamic_batch_is_refused_for_coreml(reference, tmp_path, target):
+    with pytest.raises(UsageError, match="batch 1 only") as err:
+        get_target(target).export(request_for(reference, tmp_path, dynamic_batch=True))
+    assert "onnx" in err.value.hint
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no_images", "corrupt"])
+def test_broken_calibration_folder_for_w8a8_is_bad_data(reference, tmp_path, case):
+    calib = _write_broken(tmp_path / "calib", case)
+    out = tmp_path / "out"
+    with pytest.raises(BadDataError):
+        get_target("coreml-int8").export(request_for(reference, out, calib=calib, options={"activations": "int8"}))
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_failed_coreml_export_keeps_the_previous_package(reference, tmp_path, monkeypatch):
+    """The .mlpackage directory goes through the same staging as every artifact (targets/_common.py)."""
+    from mnv2deploy.targets import coreml as coreml_target
+
+    final = tmp_path / "mobilenet_v2-1.0-32.fp16.mlpackage"
+    (final / "Data").mkdir(parents=True)
+    (final / "Manifest.json").write_text("previous good package")
+
+    class HalfSaved:
+        def save(self, path):
+            (Path(path) / "Data").mkdir(parents=True)
+            (Path(path) / "Manifest.json").write_text("half a package")
+            raise KeyboardInterrupt  # interrupted mid-save
+
+    monkeypatch.setattr(coreml_target, "convert", lambda *a, **k: HalfSaved())
+    monkeypatch.setattr(coreml_target, "annotate", lambda *a, **k: None)
+    with pytest.raises(KeyboardInterrupt):
+        get_target("coreml").export(request_for(reference, tmp_path))
+    assert (final / "Manifest.json").read_text() == "previous good package"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [final.name]
