@@ -17,6 +17,7 @@ from typing import Iterator
 import typer
 
 from ..errors import Mnv2Error
+from . import common
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="MobileNetV2 from the paper to the phone: export, parity, bench, memory.")
@@ -40,6 +41,7 @@ for _name, _target in COMMANDS.items():
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors.")) -> None:
     """MobileNetV2 deployment toolkit."""
+    common.debug = debug
 
 
 INTERRUPTED = 130

@@ -15,6 +15,7 @@ from rich.console import Console
 
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 stderr = Console(stderr=True, highlight=False)
+debug = False  # set per invocation by the root callback (--debug): converters' chatter then reaches the terminal
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables.")
 

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..targets import available_targets
-from .common import JsonOpt, emit, note, status
+from . import common
+from .common import JsonOpt, converter_output, emit, note, status
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -106,7 +107,9 @@ def export(
         names = [n for n in names if _accepts(n, request, skipped)]
     results = []
     for name in names:
-        with status(f"exporting {name}"), stdout_to_stderr():
+        # converters print pages of progress (MLIR timings, absl): shown with --debug, otherwise discarded
+        quiet = stdout_to_stderr() if common.debug else converter_output(None)
+        with status(f"exporting {name}"), quiet:
             result = get_target(name).export(request)
         note(f"{name}: {result.artifact} ({result.size_bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
         results.append(result.to_dict())
