@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Optional
 from xml.etree import ElementTree as ET
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from ..errors import CheckFailedError, PlatformError
 from ..fileio import atomic_path, ensure_writable_dir
-from .common import JsonOpt, emit, note, status
+from . import common
+from .common import JsonOpt, converter_output, emit, note, status
 
 
 def _fmt(v: Any) -> str:
@@ -115,7 +117,10 @@ def parity(
     tol = tolerance_for(manifest.precision, max_drop, min_agreement)
     if junit is not None:
         ensure_writable_dir(junit.parent, "--junit-xml")  # fail now, not after the whole run
-    with status(f"parity of {artifact.name}"):
+    # coremltools (and torchao under it) print their native-library load failures on Linux at import; off the
+    # terminal unless --debug. Other artifacts keep stderr: the arm64 emulator prints its first-use build progress.
+    coreml = manifest.format == "mlpackage" and not common.debug
+    with status(f"parity of {artifact.name}"), converter_output(None) if coreml else contextlib.nullcontext():
         report = check_parity(artifact, data, samples, tol, arch=arch, cpu=cpu, threads=threads)
     if junit is not None:
         with atomic_path(junit) as tmp:

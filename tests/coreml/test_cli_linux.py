@@ -40,6 +40,20 @@ def test_parity_on_linux_is_skipped_with_static_checks(coreml_export, capsys):
 
 
 @pytest.mark.slow
+def test_parity_keeps_core_ml_import_noise_off_the_terminal(coreml_export):
+    """A fresh process imports coremltools, which prints its native-library load failures on Linux."""
+    import subprocess
+
+    artifact = coreml_export("coreml").artifact
+    cmd = [sys.executable, "-m", "mnv2deploy", "parity", str(artifact)]
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr[-500:]
+    assert "Failed to load" not in quiet.stderr and "parity skipped: Core ML runs only on macOS" in quiet.stderr
+    loud = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=600)
+    assert loud.returncode == 0 and "Failed to load" in loud.stderr  # the noise is real: --debug shows it
+
+
+@pytest.mark.slow
 def test_parity_strict_turns_the_skip_into_exit_4(coreml_export, capsys):
     from mnv2deploy.cli.app import main
 
