@@ -87,3 +87,26 @@ def converter_output(log: Path | None) -> Iterator[None]:
         stderr.file = previous_file
         terminal.close()
         sink.close()
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Libraries that print on stdout, native code included: fd 1 goes to stderr meanwhile, so ``--json`` keeps
+    stdout to exactly one JSON object."""
+    import os
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def library_output() -> contextlib.AbstractContextManager:
+    """Around in-process library work (converters, coremltools' import): what libraries print is discarded, or
+    with --debug shown on stderr; stdout stays the command's own either way."""
+    return stdout_to_stderr() if debug else converter_output(None)

@@ -10,8 +10,7 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..targets import available_targets
-from . import common
-from .common import JsonOpt, converter_output, emit, note, status
+from .common import JsonOpt, emit, library_output, note, status
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -89,7 +88,6 @@ def export(
 ) -> None:
     """Export MobileNetV2 to deployment formats, each with a manifest (hashes, tensors, preprocessing, versions)."""
     from ..targets import get_target
-    from ..targets._common import stdout_to_stderr
     from ..targets.base import ExportRequest
     from ..weights import load_reference, resolve_weights
 
@@ -107,9 +105,7 @@ def export(
         names = [n for n in names if _accepts(n, request, skipped)]
     results = []
     for name in names:
-        # converters print pages of progress (MLIR timings, absl): shown with --debug, otherwise discarded
-        quiet = stdout_to_stderr() if common.debug else converter_output(None)
-        with status(f"exporting {name}"), quiet:
+        with status(f"exporting {name}"), library_output():  # converters print pages of MLIR timings, absl
             result = get_target(name).export(request)
         note(f"{name}: {result.artifact} ({result.size_bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
         results.append(result.to_dict())

@@ -12,8 +12,7 @@ from rich.table import Table
 
 from ..errors import CheckFailedError, PlatformError
 from ..fileio import atomic_path, ensure_writable_dir
-from . import common
-from .common import JsonOpt, converter_output, emit, note, status
+from .common import JsonOpt, emit, library_output, note, status
 
 
 def _fmt(v: Any) -> str:
@@ -117,10 +116,10 @@ def parity(
     tol = tolerance_for(manifest.precision, max_drop, min_agreement)
     if junit is not None:
         ensure_writable_dir(junit.parent, "--junit-xml")  # fail now, not after the whole run
-    # coremltools (and torchao under it) print their native-library load failures on Linux at import; off the
-    # terminal unless --debug. Other artifacts keep stderr: the arm64 emulator prints its first-use build progress.
-    coreml = manifest.format == "mlpackage" and not common.debug
-    with status(f"parity of {artifact.name}"), converter_output(None) if coreml else contextlib.nullcontext():
+    # coremltools (and torchao under it) print native-library load failures on Linux at import. Other artifacts
+    # keep stderr as it is: the arm64 emulator prints its first-use build progress there.
+    quiet = library_output() if manifest.format == "mlpackage" else contextlib.nullcontext()
+    with status(f"parity of {artifact.name}"), quiet:
         report = check_parity(artifact, data, samples, tol, arch=arch, cpu=cpu, threads=threads)
     if junit is not None:
         with atomic_path(junit) as tmp:

@@ -190,21 +190,3 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t
-
-
-@contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Converters (litert-torch) print progress on stdout, native code included: move fd 1 to stderr meanwhile,
-    so ``--json`` keeps stdout to exactly one JSON object."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
