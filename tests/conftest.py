@@ -3,10 +3,23 @@ artifact once and every layer tests the same real files."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _logging_handlers_on_open_streams() -> None:
+    """Libraries attach logging StreamHandlers to sys.stderr at import (coremltools.optimize.torch does). Imported
+    first inside a capsys test, such a handler keeps that test's capture, closed afterwards, and every later log
+    line becomes a 'Logging error' traceback in whichever test logs next. Repoint those at the current stderr."""
+    for logger in [logging.root, *logging.root.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+                handler.stream = sys.stderr  # not setStream(): it flushes the closed stream first
 
 
 @pytest.fixture(scope="session")
