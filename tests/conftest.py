@@ -1,14 +1,34 @@
-"""Shared test helpers: ``export_artifact`` exports once per argument set per session, so CI converts each
-artifact once and every layer tests the same real files."""
+"""Fixtures every test folder shares (pytest finds them here; no test module imports another folder's code).
+
+``export_artifact`` exports once per argument set per session, so CI converts each artifact once and every layer
+tests the same real files. ``target_name`` and ``runtime_key`` parametrize a test over the target and runtime
+registries, so a newly registered target or runtime is exported, run and parity-checked by the existing tests."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
+
+from mnv2deploy.runtimes import RUNTIMES
+from mnv2deploy.runtimes.base import HOST
+from mnv2deploy.targets import TARGETS
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """``target_name``: every registered target. ``runtime_key``: every registered (format, arch) runtime, those for
+    another CPU architecture marked ``android`` (they run emulated aarch64 code under qemu)."""
+    if "target_name" in metafunc.fixturenames:
+        metafunc.parametrize("target_name", list(TARGETS))
+    if "runtime_key" in metafunc.fixturenames:
+        metafunc.parametrize("runtime_key", [
+            pytest.param(key, id=f"{key[0]}-{key[1]}", marks=() if key[1] == HOST else pytest.mark.android)
+            for key in RUNTIMES])
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +70,50 @@ def export_artifact(tmp_path_factory) -> Callable[..., Any]:
         return cache[key]
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def onnx_fp32(export_artifact) -> Path:
+    return export_artifact("onnx").artifact
+
+
+@pytest.fixture(scope="session")
+def onnx_int8(export_artifact) -> Path:
+    return export_artifact("onnx-int8").artifact
+
+
+@pytest.fixture(scope="session")
+def tflite_fp32(export_artifact) -> Path:
+    return export_artifact("tflite").artifact
+
+
+@pytest.fixture(scope="session")
+def tflite_int8(export_artifact) -> Path:
+    return export_artifact("tflite-int8").artifact
+
+
+@pytest.fixture(scope="session")
+def images() -> np.ndarray:
+    """Eight preprocessed images of the embedded evaluation set at the default's 32x32."""
+    from mnv2deploy.data import load_embedded
+    from mnv2deploy.weights import resolve_weights
+
+    return load_embedded("eval", resolve_weights("default").contract, 8).images
+
+
+@pytest.fixture
+def copy_artifact(tmp_path) -> Callable[[Path], Path]:
+    """Factory: a private copy of an artifact (file or package folder) and its manifest, safe to corrupt."""
+    from mnv2deploy.manifest import manifest_path
+
+    def copy(src: Path) -> Path:
+        src = Path(src)
+        dst = tmp_path / src.name
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
+        shutil.copy(manifest_path(src), manifest_path(dst))
+        return dst
+
+    return copy

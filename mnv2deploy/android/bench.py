@@ -94,8 +94,11 @@ def run_android_bench(artifact: Path, manifest: Manifest, device: str, threads: 
                       warmup: int = 1, cores: str | None = None, runner: str | os.PathLike | None = None,
                       out: Path | None = None) -> BenchResult:
     if manifest.format != "tflite":
+        from ..targets import TARGETS
+
+        able = ", ".join(name for name, t in TARGETS.items() if t.format == "tflite")
         raise UsageError(f"Android bench runs .tflite artifacts, not {manifest.format}",
-                         "export with a tflite target (tflite-fp32, tflite-fp16, tflite-int8)")
+                         f"export with a tflite target ({able})")
     if runs < 1 or warmup < 1 or threads < 1:  # the output tells warm-up from timed runs only by their order
         raise UsageError(f"on Android runs, warmup and threads must be >= 1 (got {runs}, {warmup}, {threads})")
     server = Adb()

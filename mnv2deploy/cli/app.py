@@ -31,6 +31,7 @@ COMMANDS = {
     "memory": "memory:memory",
     "parity": "parity:parity",
     "run": "run:run",
+    "setup": "setup:setup",
 }
 
 for _name, _target in COMMANDS.items():

@@ -59,7 +59,7 @@ def bench(
         raise UsageError("--runner only applies to Android devices", "drop --runner")
     if kind == "ios" and cores:
         raise UsageError("--cores does not apply to iPhones", "drop --cores")
-    manifest = read_manifest(artifact, verify=True)
+    manifest = read_manifest(artifact, verify=True)  # the one read and sha256 check of this command
     if out is not None:
         from ..bench.report import output_folder
         from ..fileio import ensure_writable_dir
@@ -69,15 +69,14 @@ def bench(
         from ..android.bench import parse_cores  # one CPU-list syntax for host and phone
         from ..bench.host import HostBenchConfig
 
-        config = HostBenchConfig(threads, runs, warmup, batch, not no_xnnpack, runtime, parse_cores(cores))
-        config.validate(manifest.format)
+        config = HostBenchConfig.for_format(manifest.format, threads=threads, runs=runs, warmup=warmup, batch=batch,
+                                            xnnpack=not no_xnnpack, runtime=runtime, cores=parse_cores(cores))
     with status(f"benchmarking {artifact.name} on {device}"):
         if kind == "host":
             from ..bench.host import run_host_bench
 
             note(f"bench {artifact.name} on host: {warmup} warm-up + {runs} runs, {threads} thread(s)")
-            result = run_host_bench(artifact, threads=threads, runs=runs, warmup=warmup, batch=batch,
-                                    xnnpack=not no_xnnpack, runtime=runtime, cores=parse_cores(cores))
+            result = run_host_bench(artifact, manifest, config)
         elif kind == "ios":
             from ..ios.bench import run_ios_bench
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import PlatformError
+from ..errors import PlatformError, install_hint
 
 RUNS = 2
 
@@ -97,7 +97,7 @@ def probe_onnx(path: str) -> dict[str, Any]:
     except ImportError:
         from ..errors import MissingToolError
 
-        raise MissingToolError("onnxruntime is not installed", "pip install 'mnv2deploy[onnx]'") from None
+        raise MissingToolError("onnxruntime is not installed", install_hint("onnx")) from None
     opts = ort.SessionOptions()
     opts.enable_cpu_mem_arena = False
     opts.intra_op_num_threads = 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnv2deploy.android import emulated
+from mnv2deploy import emulation
 
 from .loopback_device import LoopbackDevice
 
@@ -18,15 +18,8 @@ PROPS = {"ro.product.name": "mnv2emu", "ro.product.model": "Pixel 8 (qemu)", "ro
 
 
 @pytest.fixture(scope="session")
-def tflite_fp32(export_artifact) -> Path:
-    """The fp32 .tflite of the embedded default (target ``tflite``) from the shared session export
-    (tests/conftest.py), so CI converts it once for every layer."""
-    return export_artifact("tflite").artifact
-
-
-@pytest.fixture(scope="session")
 def emu_root() -> Path:
-    return emulated.ensure_environment()
+    return emulation.environment()  # `make android-setup` (mnv2deploy setup arm64) builds it
 
 
 @pytest.fixture
@@ -51,8 +44,8 @@ def make_device(adb_server, emu_root, tmp_path):
 
     def make(vanish_after: bytes | None = None, props: dict | None = None) -> LoopbackDevice:
         root = tmp_path / f"device{len(devices)}"
-        dev = LoopbackDevice(root, props or PROPS, emulated.python_command("cortex-a76", emu_root),
-                             emulated.python_env(emu_root), vanish_after=vanish_after)
+        dev = LoopbackDevice(root, props or PROPS, emulation.python_command("cortex-a76", emu_root),
+                             emulation.python_env(emu_root), vanish_after=vanish_after)
         devices.append(dev)
         out = subprocess.run(["adb", "-P", str(adb_server), "connect", f"127.0.0.1:{dev.port}"],
                              capture_output=True, text=True, timeout=60)
