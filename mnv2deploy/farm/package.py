@@ -99,8 +99,14 @@ def android_files(artifact: Path, runner: Path) -> list[PackageFile]:
             PackageFile("npm-stub", NPM_STUB, None, npm_stub())]
 
 
+def _scalar(line: str) -> str:
+    """A plain YAML scalar when that reads back unchanged, else a double-quoted one (JSON's escaping is YAML's)."""
+    plain = not (": " in line or " #" in line or line[:1] in "!&*{}[],#|>@`'\"%-?:" or line != line.strip())
+    return line if plain else json.dumps(line)
+
+
 def _block(lines: Iterable[str]) -> str:
-    return "".join(f"      - {line}\n" for line in lines)
+    return "".join(f"      - {_scalar(line)}\n" for line in lines)
 
 
 def _spec(host: str | None, install: list[str], pre: list[str], test: list[str], post: list[str]) -> str:
