@@ -101,7 +101,7 @@ def stubbed(aws_env):
     client = boto3.client("devicefarm", region_name=REGION, aws_access_key_id=DUMMY_KEY,
                           aws_secret_access_key=DUMMY_SECRET)
     calls: list[str] = []
-    client.meta.events.register_first("before-call.devicefarm.*", lambda model, **kw: calls.append(model.name))
+    client.meta.events.register("before-parameter-build", lambda model, **kw: calls.append(model.name))
     with Stubber(client) as stubber:
         yield client, stubber, calls
 

@@ -79,7 +79,7 @@ class FarmScript:
             {"arn": PROJECT_ARN, "type": "PRIVATE"})
         self.s.add_response("create_device_pool", {"devicePool": {
             "arn": POOL_ARN, "name": aws.pool_name(arns), "type": "PRIVATE", "maxDevices": len(arns),
-            "rules": [{"attribute": "ARN", "operator": "IN", "value": ANY}]}}, aws.pool_params(PROJECT_ARN, arns))
+            "rules": aws.pool_params(PROJECT_ARN, arns)["rules"]}}, aws.pool_params(PROJECT_ARN, arns))
         return self
 
     def upload(self, name: str, kind: str, fail: str | None = None) -> "FarmScript":
