@@ -50,10 +50,12 @@ def farm_bench(artifact: Path, farm: str, devices: tuple[str, ...], threads: int
                xctestrun: Optional[Path], out: Optional[Path], dry_run: bool, as_json: bool) -> None:
     """`bench ARTIFACT --farm NAME --device ...`: the plan (--dry-run) or the run, one result per phone."""
     from ..bench.report import render_result, save_result
-    from ..farm import FarmError, FarmJob, get_farm
+    from ..farm import FARMS, FarmError, FarmJob, get_farm
     from ..fileio import ensure_writable_dir
     from ..manifest import read_manifest
 
+    if farm not in FARMS:
+        raise UsageError(f"unknown farm {farm[:20]!r}", f"choose one of {', '.join(sorted(FARMS))}")
     manifest = read_manifest(artifact, verify=True)
     if out is not None:
         if out.suffix.lower() == ".json":
