@@ -17,6 +17,13 @@ APPLE_ID = re.compile(r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{8}-[0-9a-fA-F]{16}|"
                       r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
 
 
+def single_device(devices: List[str]) -> str:
+    """--device is repeatable for farm runs only; everywhere else it names one device."""
+    if len(devices) > 1:
+        raise UsageError("--device is repeatable only with --farm", "bench one device at a time, or add --farm aws")
+    return devices[0]
+
+
 def device_kind(device: str, artifact: Path) -> str:
     """host, ios or android: iOS for `iphone`, an Apple id or a Core ML package; Android for anything else."""
     if device == "host":
@@ -67,9 +74,7 @@ def bench(
                      project, timeout_minutes, dry_run, app, xctestrun, as_json)
     if farm_only:
         raise UsageError(f"{', '.join(farm_only)} only apply with --farm", "add --farm aws, or drop them")
-    if len(device) > 1:
-        raise UsageError("--device is repeatable only with --farm", "bench one device at a time, or add --farm aws")
-    device = device[0]
+    device = single_device(device)
     kind = device_kind(device, artifact)
     if kind != "host":
         host_only = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),

@@ -278,9 +278,9 @@ def _validate(command: str, p: dict) -> None:
     elif command == "bench":
         from mnv2deploy.android.bench import parse_cores
         from mnv2deploy.bench.host import HostBenchConfig
-        from mnv2deploy.cli.bench import device_kind
+        from mnv2deploy.cli.bench import device_kind, single_device
 
-        device_kind(p["device"], Path("m.onnx"))
+        device_kind(single_device(p["device"]), Path("m.onnx"))
         cores = parse_cores(p["cores"])
         HostBenchConfig(p["threads"], p["runs"], p["warmup"], p["batch"], not p["no_xnnpack"], p["runtime"],
                         cores).validate("onnx")
