@@ -275,7 +275,7 @@ class AwsDeviceFarm:
     # ---- run ----
     def run(self, job: FarmJob, progress: Callable[[str], None]) -> FarmRun:
         job.validate()
-        self.client  # credentials first: without them nothing else matters  # noqa: B018
+        _ = self.client  # credentials first: without them nothing else matters
         files, app = self._files(job, check=True)
         spec = self._spec(job)
         raw_dir = _raw_dir(job)
@@ -313,8 +313,11 @@ class AwsDeviceFarm:
         run = self.call("schedule_run", **schedule_params(project_arn, app_arn, pool_arn, package_arn, spec_arn,
                                                           run_name(job), job.timeout_minutes))["run"]
         run_arn = run["arn"]
-        write_text_atomic(raw_dir / "run.json", json.dumps({"run_arn": run_arn, "phones": [d.to_dict() for d in
-                                                                                           phones]}, indent=2))
+        try:
+            write_text_atomic(raw_dir / "run.json", json.dumps({"run_arn": run_arn,
+                                                                "phones": [d.to_dict() for d in phones]}, indent=2))
+        except KeyboardInterrupt:
+            raise FarmInterrupted(f"interrupted; {self._stop(run_arn)} on the farm") from None
         run = self._wait(run_arn, job, progress)
         return self._collect(run, job, phones, raw_dir, progress)
 
@@ -392,16 +395,14 @@ class AwsDeviceFarm:
                 if status == "COMPLETED":
                     return run
                 if self.clock() > deadline:
-                    stopped = self._stop(run_arn)
-                    raise FarmError(f"the run did not complete in {job.timeout_minutes + QUEUE_MINUTES} minutes; "
-                                    f"{stopped}", "raise --timeout-minutes, or name fewer phones")
+                    break
                 self.sleep(self.poll_seconds)
         except KeyboardInterrupt:
             raise FarmInterrupted(f"interrupted; {self._stop(run_arn)} on the farm") from None
-        except FarmError as e:
-            if "did not complete" in e.message:
-                raise
+        except FarmError as e:  # GetRun failed for good: the run may still be going
             raise FarmError(f"{e.message}; {self._stop(run_arn)}", e.hint) from None
+        raise FarmError(f"the run did not complete in {job.timeout_minutes + QUEUE_MINUTES} minutes; "
+                        f"{self._stop(run_arn)}", "raise --timeout-minutes, or name fewer phones")
 
     def _collect(self, run: dict[str, Any], job: FarmJob, phones: list[FarmDevice], raw_dir: Path,
                  progress: Callable[[str], None]) -> FarmRun:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 # The loopback adb device and its fixtures, as the Android tier defines them (one definition for both tiers).
-from android.conftest import PROPS, STANDIN, adb_server, emu_root, make_device  # noqa: F401
+from android.conftest import STANDIN, adb_server, emu_root, make_device  # noqa: F401
 
 DUMMY_KEY, DUMMY_SECRET = "AKIAFARMTESTDUMMY0001", "farm-test-secret-never-printed"
 SIGNATURE = "X-Amz-Signature=farmtestsignature0123456789"
