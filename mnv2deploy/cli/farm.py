@@ -106,7 +106,7 @@ def _render_plan(plan: dict[str, Any], console: Any) -> None:
                       f["path"] or "(generated)")
     console.print(files)
     console.print("test spec:")
-    console.print(plan["test_spec"], markup=False)
+    console.print(plan["test_spec"], markup=False, soft_wrap=True)  # a copyable spec: no wrapping
     console.print("API calls:")
     for c in plan["api_calls"]:
         console.print(f"  {c['operation']}: {c.get('note', '')}", markup=False)

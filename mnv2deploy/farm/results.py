@@ -20,6 +20,7 @@ from ..android.benchmark_output import BenchmarkOutput, parse_benchmark_output
 from ..bench.result import BenchResult, DeviceInfo
 from ..manifest import Manifest
 from .base import FarmDevice
+from .package import IOS_COMPUTE_UNITS
 
 MAX_MEMBER = 32 * 1024 * 1024  # bytes read from one member of an artifact zip
 FARM_NOTE = ("AWS Device Farm: a non-rooted phone shared with other customers; CPU governor, frequencies, "
@@ -119,7 +120,7 @@ def ios_results(members: dict[str, str], artifact: Path, manifest: Manifest, dev
         return []
     found = parse_xcresult_metrics(text, str(artifact), manifest.target, manifest.precision, warmup, raw)
     out = []
-    for r in found:
+    for r in (r for r in found if r.delegate == IOS_COMPUTE_UNITS):  # what the spec ran
         details = {**r.device.details, "farm": "aws", "platform": device.platform, "os": device.os,
                    "arn": device.arn, "job_arn": job.get("arn"), "rooted": False, "pinned": False,
                    "device_minutes": (job.get("deviceMinutes") or {}).get("total")}
