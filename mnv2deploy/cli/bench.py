@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -15,6 +15,13 @@ from .common import JsonOpt, emit, note, status
 # Apple device ids: 40 hex (older UDIDs), 8-16 hex (newer UDIDs), or a CoreDevice UUID.
 APPLE_ID = re.compile(r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{8}-[0-9a-fA-F]{16}|"
                       r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+
+
+def single_device(devices: List[str]) -> str:
+    """--device is repeatable for farm runs only; everywhere else it names one device."""
+    if len(devices) > 1:
+        raise UsageError("--device is repeatable only with --farm", "bench one device at a time, or add --farm aws")
+    return devices[0]
 
 
 def device_kind(device: str, artifact: Path) -> str:
@@ -28,8 +35,9 @@ def device_kind(device: str, artifact: Path) -> str:
 
 def bench(
     artifact: Path = typer.Argument(..., help="An exported artifact with its .manifest.json beside it."),
-    device: str = typer.Option("host", "--device", "-d",
-                               help="host (this CPU), an Android profile (pixel) or adb serial, iphone or a UDID."),
+    device: List[str] = typer.Option(["host"], "--device", "-d",
+                                     help="host (this CPU), an Android profile (pixel) or adb serial, iphone or a "
+                                          "UDID; with --farm a phone name (repeatable)."),
     threads: int = typer.Option(1, "--threads", min=1, help="Runtime threads (host and Android)."),
     runs: int = typer.Option(100, "--runs", min=1, help="Timed runs."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs before the timed ones."),
@@ -42,12 +50,31 @@ def bench(
     runner: Optional[Path] = typer.Option(None, "--runner", help="Android: a benchmark_model binary to push."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (or FILE.json) for the JSON result and a "
                                                                  "latency histogram PNG."),
+    farm: Optional[str] = typer.Option(None, "--farm", help="Run on hosted phones: aws (AWS Device Farm; "
+                                                            "docs/farm.md)."),
+    project: Optional[str] = typer.Option(None, "--project", help="Farm project name or ARN (default mnv2deploy)."),
+    timeout_minutes: Optional[int] = typer.Option(None, "--timeout-minutes", help="Farm job timeout per phone "
+                                                                                  "(default 30)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Farm: print the plan; no credentials, no network."),
+    app: Optional[Path] = typer.Option(None, "--app", help="Farm: the app upload (.apk/.ipa; default: LiteRT's "
+                                                           "benchmark APK from the cache)."),
+    xctestrun: Optional[Path] = typer.Option(None, "--xctestrun", help="Farm, .mlpackage: the .xctestrun zip "
+                                                                       "built from ios_bench/ on a Mac."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Latency statistics (p50/p90/p99, mean, trimmed mean), init and first-inference time, peak memory."""
     from ..bench.report import render_result, save_result
     from ..manifest import read_manifest
 
+    farm_only = [name for name, given in (("--project", project is not None), ("--dry-run", dry_run),
+                                          ("--timeout-minutes", timeout_minutes is not None),
+                                          ("--app", app is not None), ("--xctestrun", xctestrun is not None)) if given]
+    if farm is not None:
+        return _farm(artifact, farm, device, threads, runs, warmup, batch, no_xnnpack, runtime, cores, runner, out,
+                     project, timeout_minutes, dry_run, app, xctestrun, as_json)
+    if farm_only:
+        raise UsageError(f"{', '.join(farm_only)} only apply with --farm", "add --farm aws, or drop them")
+    device = single_device(device)
     kind = device_kind(device, artifact)
     if kind != "host":
         host_only = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),
@@ -92,3 +119,20 @@ def bench(
     for what, path in written.items():
         note(f"wrote {what}: {path}")
     emit({**result.to_dict(), "files": written}, as_json, lambda console: render_result(result, console))
+
+
+def _farm(artifact: Path, farm: str, device: List[str], threads: int, runs: int, warmup: int, batch: int,
+          no_xnnpack: bool, runtime: str, cores: Optional[str], runner: Optional[Path], out: Optional[Path],
+          project: Optional[str], timeout_minutes: Optional[int], dry_run: bool, app: Optional[Path],
+          xctestrun: Optional[Path], as_json: bool) -> None:
+    from .farm import farm_bench
+
+    not_farm = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),
+                                         ("--runtime", runtime != "auto"), ("--cores", bool(cores))) if given]
+    if not_farm:
+        raise UsageError(f"{', '.join(not_farm)} do not apply to farm runs",
+                         "drop them (the farm pins to the big cores where the phone allows it)")
+    if device == ["host"]:
+        raise UsageError("--farm needs --device NAME (repeatable)", "`mnv2deploy farm devices` lists the phones")
+    farm_bench(artifact, farm, tuple(device), threads, runs, warmup, project, timeout_minutes or 30, runner, app,
+               xctestrun, out, dry_run, as_json)

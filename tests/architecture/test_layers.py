@@ -17,7 +17,7 @@ LAYERS = {
     1: {"manifest", "model", "weights", "data", "split", "emulation"},
     2: {"targets", "runtimes"},
     3: {"parity", "bench", "memory", "android", "ios", "profile"},
-    4: {"job", "job_report"},
+    4: {"farm", "job", "job_report"},
     5: {"cli", "__main__", "__init__"},
 }
 LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}

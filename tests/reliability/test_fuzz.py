@@ -279,9 +279,9 @@ def _validate(command: str, p: dict) -> None:
     elif command == "bench":
         from mnv2deploy.android.bench import parse_cores
         from mnv2deploy.bench.host import HostBenchConfig
-        from mnv2deploy.cli.bench import device_kind
+        from mnv2deploy.cli.bench import device_kind, single_device
 
-        device_kind(p["device"], Path("m.onnx"))
+        device_kind(single_device(p["device"]), Path("m.onnx"))
         cores = parse_cores(p["cores"])
         HostBenchConfig.for_format("onnx", threads=p["threads"], runs=p["runs"], warmup=p["warmup"],
                                    batch=p["batch"], xnnpack=not p["no_xnnpack"], runtime=p["runtime"], cores=cores)
