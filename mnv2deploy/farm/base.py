@@ -13,7 +13,7 @@ from ..bench.result import BenchResult
 from ..errors import Mnv2Error, MissingToolError, UsageError
 from ..manifest import Manifest
 
-FARMS = {"aws": "mnv2deploy.farm.aws:AwsDeviceFarm"}
+FARMS = {"aws": ("aws", "AwsDeviceFarm")}  # name -> (module in this package, class); imported when used
 PLATFORMS = {"tflite": "ANDROID", "mlpackage": "IOS"}
 SETUP_MINUTES = 2.0  # install, pre_test and teardown per phone: an allowance, not a measurement
 SECONDS_PER_RUN = 0.1  # a generous phone CPU time per MobileNetV2 inference, for the estimate only
@@ -138,5 +138,5 @@ class Farm(Protocol):
 def get_farm(name: str, **kwargs: Any) -> Farm:
     if name not in FARMS:
         raise UsageError(f"unknown farm {name!r}", f"choose one of {', '.join(sorted(FARMS))}")
-    module, cls = FARMS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+    module, cls = FARMS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)(**kwargs)
