@@ -64,7 +64,7 @@ def benchmark_lines(draw):
 @FUZZ
 @given(st.lists(benchmark_lines(), max_size=5), st.sampled_from(["\n", "\r\n"]))
 def test_benchmark_model_output(lines, newline):
-    from mnv2deploy.android.bench import _stats
+    from mnv2deploy.android.bench import latency_stats
     from mnv2deploy.android.benchmark_output import parse_benchmark_output
 
     try:
@@ -79,7 +79,7 @@ def test_benchmark_model_output(lines, newline):
     assert parsed.init_ms is None or math.isfinite(parsed.init_ms)
     assert parsed.peak_memory_bytes is None or isinstance(parsed.peak_memory_bytes, int)
     if parsed.timed is not None:
-        _stats(parsed.timed)
+        latency_stats(parsed.timed)
 
 
 # ----------------------------------------------------------------------------------------- xcresult
