@@ -70,8 +70,18 @@ def bench(
                                           ("--timeout-minutes", timeout_minutes is not None),
                                           ("--app", app is not None), ("--xctestrun", xctestrun is not None)) if given]
     if farm is not None:
-        return _farm(artifact, farm, device, threads, runs, warmup, batch, no_xnnpack, runtime, cores, runner, out,
-                     project, timeout_minutes, dry_run, app, xctestrun, as_json)
+        from .farm import farm_bench
+
+        not_farm = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),
+                                             ("--runtime", runtime != "auto"), ("--cores", bool(cores))) if given]
+        if not_farm:
+            raise UsageError(f"{', '.join(not_farm)} do not apply to farm runs",
+                             "drop them (the farm pins to the big cores where the phone allows it)")
+        if device == ["host"]:
+            raise UsageError("--farm needs --device NAME (repeatable)", "`mnv2deploy farm devices` lists the phones")
+        return farm_bench(farm, artifact, dry_run, as_json, out, devices=tuple(device), threads=threads, runs=runs,
+                          warmup=warmup, project=project, timeout_minutes=timeout_minutes or 30, runner=runner,
+                          app=app, xctestrun=xctestrun)
     if farm_only:
         raise UsageError(f"{', '.join(farm_only)} only apply with --farm", "add --farm aws, or drop them")
     device = single_device(device)
@@ -119,20 +129,3 @@ def bench(
     for what, path in written.items():
         note(f"wrote {what}: {path}")
     emit({**result.to_dict(), "files": written}, as_json, lambda console: render_result(result, console))
-
-
-def _farm(artifact: Path, farm: str, device: List[str], threads: int, runs: int, warmup: int, batch: int,
-          no_xnnpack: bool, runtime: str, cores: Optional[str], runner: Optional[Path], out: Optional[Path],
-          project: Optional[str], timeout_minutes: Optional[int], dry_run: bool, app: Optional[Path],
-          xctestrun: Optional[Path], as_json: bool) -> None:
-    from .farm import farm_bench
-
-    not_farm = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),
-                                         ("--runtime", runtime != "auto"), ("--cores", bool(cores))) if given]
-    if not_farm:
-        raise UsageError(f"{', '.join(not_farm)} do not apply to farm runs",
-                         "drop them (the farm pins to the big cores where the phone allows it)")
-    if device == ["host"]:
-        raise UsageError("--farm needs --device NAME (repeatable)", "`mnv2deploy farm devices` lists the phones")
-    farm_bench(artifact, farm, tuple(device), threads, runs, warmup, project, timeout_minutes or 30, runner, app,
-               xctestrun, out, dry_run, as_json)

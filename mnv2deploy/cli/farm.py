@@ -45,10 +45,9 @@ def devices(
     emit({"farm": farm, "devices": rows}, as_json, render)
 
 
-def farm_bench(artifact: Path, farm: str, devices: tuple[str, ...], threads: int, runs: int, warmup: int,
-               project: Optional[str], timeout_minutes: int, runner: Optional[Path], app_path: Optional[Path],
-               xctestrun: Optional[Path], out: Optional[Path], dry_run: bool, as_json: bool) -> None:
-    """`bench ARTIFACT --farm NAME --device ...`: the plan (--dry-run) or the run, one result per phone."""
+def farm_bench(farm: str, artifact: Path, dry_run: bool, as_json: bool, out: Optional[Path], **job: Any) -> None:
+    """`bench ARTIFACT --farm NAME --device ...`: the plan (--dry-run) or the run, one result per phone; ``job`` holds
+    the remaining FarmJob fields (devices, threads, runs, ...)."""
     from ..bench.report import render_result, save_result
     from ..farm import FARMS, FarmError, FarmJob, get_farm
     from ..fileio import ensure_writable_dir
@@ -62,15 +61,13 @@ def farm_bench(artifact: Path, farm: str, devices: tuple[str, ...], threads: int
             raise UsageError("--out for farm runs is a folder (one JSON per phone and the raw outputs)",
                              "pass a folder")
         ensure_writable_dir(out)
-    job = FarmJob(artifact=artifact, manifest=manifest, devices=devices, threads=threads, runs=runs, warmup=warmup,
-                  project=project, timeout_minutes=timeout_minutes, runner=runner, app=app_path,
-                  xctestrun=xctestrun, out=out)
+    request = FarmJob(artifact=artifact, manifest=manifest, out=out, **job)
     client = get_farm(farm)
     if dry_run:
-        plan = client.plan(job).to_dict()
+        plan = client.plan(request).to_dict()
         emit(plan, as_json, lambda console: _render_plan(plan, console))
         return
-    done = client.run(job, progress=note)
+    done = client.run(request, progress=note)
     written: dict[str, str] = {}
     for r in done.results:
         for what, path in (save_result(r, out) if out is not None else {}).items():
@@ -79,7 +76,7 @@ def farm_bench(artifact: Path, farm: str, devices: tuple[str, ...], threads: int
         note(f"wrote {what}: {path}")
     if done.failures or not done.results:
         kept = f"; {len(done.results)} result(s) written to {out}" if done.results and out is not None else ""
-        raise FarmError(f"{len(done.failures)} of {len(devices)} phone(s) gave no result: "
+        raise FarmError(f"{len(done.failures)} of {len(request.devices)} phone(s) gave no result: "
                         f"{'; '.join(done.failures) or 'no jobs'}{kept}",
                         f"raw output kept in {done.raw_dir}; see docs/farm.md, 'Faults'")
     payload = {"farm": farm, "run_arn": done.run_arn, "device_minutes": done.device_minutes,
