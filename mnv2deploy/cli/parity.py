@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any, Optional
 from xml.etree import ElementTree as ET
@@ -113,10 +112,9 @@ def parity(
     tol = tolerance_for(manifest.precision, max_drop, min_agreement)
     if junit is not None:
         ensure_writable_dir(junit.parent, "--junit-xml")  # fail now, not after the whole run
-    # coremltools (and torchao under it) print native-library load failures on Linux at import. Other artifacts
-    # keep stderr as it is: the arm64 emulator prints its first-use build progress there.
-    quiet = library_output() if manifest.format == "mlpackage" else contextlib.nullcontext()
-    with status(f"parity of {artifact.name}"), quiet:
+    # Runtimes print on their own (LiteRT's "Created TensorFlow Lite XNNPACK delegate", coremltools' native load
+    # failures on Linux): discarded, or with --debug shown, for every artifact alike.
+    with status(f"parity of {artifact.name}"), library_output():
         report = check_parity(artifact, manifest, data, samples, tol, arch=arch, cpu=cpu, threads=threads)
     if junit is not None:
         with atomic_path(junit) as tmp:
