@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +24,25 @@ from .base import ExportRequest, ExportResult
 from .onnx import HINT, OnnxTarget, export_fp32_onnx, onnx_tensor_specs
 
 
-def quantize(fp32: Path, out: Path, calib: np.ndarray, input_name: str) -> None:
+@dataclass(frozen=True)
+class QuantScheme:
+    """One way to quantize the fp32 graph with onnxruntime.quantization (benchmarks/onnx_int8_variants.py
+    measures several side by side; ``SCHEME`` is the one the target exports)."""
+    activations: str = "uint8"  # "uint8" | "int8"
+    weights: str = "uint8"  # "uint8" | "int8"
+    format: str = "QDQ"  # "QDQ" | "QOperator"
+    per_channel: bool = True
+    reduce_range: bool = False  # 7-bit weights
+    reduce_range_only: str | None = None  # with reduce_range: only "depthwise" or "dense" (Conv group 1, Gemm)
+
+
+SCHEME = QuantScheme()
+
+
+def quantize(fp32: Path, out: Path, calib: np.ndarray | None, input_name: str, scheme: QuantScheme = SCHEME,
+             calibration_cache: Path | None = None) -> None:
+    """``calibration_cache``: onnxruntime's JSON of tensor ranges (written on the first call, reused after, so
+    variants of one graph share one calibration)."""
     q = c.require("onnxruntime.quantization", HINT)
 
     class Reader(q.CalibrationDataReader):
@@ -34,10 +53,36 @@ def quantize(fp32: Path, out: Path, calib: np.ndarray, input_name: str) -> None:
             x = next(self._it, None)
             return None if x is None else {input_name: x}
 
-    q.quantize_static(str(fp32), str(out), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
-                      # U8U8: see the module docstring (signed types saturate on x86)
-                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QUInt8,
-                      calibrate_method=q.CalibrationMethod.MinMax)
+    qtype = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
+    cache = {} if calibration_cache is None else {"calibration_cache_path": str(calibration_cache)}
+    extra = {}
+    if scheme.reduce_range and scheme.reduce_range_only:
+        extra["TensorQuantOverrides"] = {w: [{"axis": axis, "reduce_range": True}]
+                                         for w, axis in weights_of(fp32, scheme.reduce_range_only).items()}
+    q.quantize_static(str(fp32), str(out), Reader() if calib is not None else None,
+                      quant_format=getattr(q.QuantFormat, scheme.format), per_channel=scheme.per_channel,
+                      reduce_range=scheme.reduce_range and not scheme.reduce_range_only, activation_type=qtype[scheme.activations],
+                      weight_type=qtype[scheme.weights], calibrate_method=q.CalibrationMethod.MinMax, extra_options=extra, **cache)
+
+
+def weights_of(fp32: Path, kind: str) -> dict[str, int]:
+    """Weight initializers of the depthwise Convs (group == channels) or of the dense ones (other Convs, Gemm),
+    with their output-channel axis."""
+    import onnx
+    from onnx import helper
+
+    graph = onnx.load(str(fp32)).graph
+    shapes = {i.name: list(i.dims) for i in graph.initializer}
+    out = {}
+    for n in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Conv" and n.input[1] in shapes:
+            depthwise = attrs.get("group", 1) > 1 and attrs.get("group") == shapes[n.input[1]][0]
+            if depthwise == (kind == "depthwise"):
+                out[n.input[1]] = 0
+        elif n.op_type == "Gemm" and kind == "dense" and n.input[1] in shapes:
+            out[n.input[1]] = 0 if attrs.get("transB", 0) else 1
+    return out
 
 
 class OnnxInt8Target(OnnxTarget):
