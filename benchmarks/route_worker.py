@@ -41,6 +41,8 @@ def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dic
     ``onnxruntime_session_config`` gives them, ``graph_optimization_level`` (basic|extended|all)."""
     options = options or {}
     ispec, _, prepare, finish = _edges(in_spec, out_spec)
+    if kind == "litert" and options.get("api") == "compiled":
+        return _compiled_model(path, threads, options, prepare, finish)
     if kind == "litert":
         from importlib.metadata import version
 
@@ -115,6 +117,32 @@ def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dic
             {"runtime": f"executorch {version('executorch')}", "delegate": "XnnpackBackend",
              "threadpool": pl._threadpool_get_thread_count()}
     raise SystemExit(f"unknown kind {kind}")
+
+
+def _compiled_model(path: str, threads: int, options: dict, prepare, finish):
+    """LiteRT's CompiledModel API, the one whose CpuOptions reach XNNPACK's flags and YNNPACK (an experiment:
+    the Interpreter API mnv2deploy uses has neither)."""
+    from importlib.metadata import version
+
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import CpuOptions, Options
+
+    cpu = CpuOptions(num_threads=threads, enable_ynnpack=bool(options.get("ynnpack")),
+                     xnnpack_flags=options.get("xnnpack_flags"))
+    model = CompiledModel.from_file(path, options=Options(hardware_accelerators=HardwareAccelerator.CPU,
+                                                          cpu_options=cpu))
+    inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+    detail = outputs[0].get_tensor_details()
+    out_shape, out_dtype = tuple(detail["shape"]), np.dtype(detail["dtype"])
+
+    def call(x):
+        inputs[0].write(x)
+        model.run_by_index(0, inputs, outputs)
+        return outputs[0].read(int(np.prod(out_shape)), out_dtype).reshape(out_shape)
+
+    return prepare, call, (lambda x: finish(call(prepare(x)))), \
+        {"runtime": f"ai-edge-litert {version('ai-edge-litert')} CompiledModel", "delegate": "xnnpack", **options}
 
 
 def main() -> None:

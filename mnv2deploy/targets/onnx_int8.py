@@ -1,13 +1,16 @@
-"""`onnx-int8`: static QDQ 8-bit ONNX (per-channel 8-bit weights, 8-bit activations) via
-onnxruntime.quantization.quantize_static, calibrated on real images. Input and output stay float32
-(QuantizeLinear/DequantizeLinear at the edges), which is what onnxruntime's QDQ format produces.
+"""`onnx-int8`: static QDQ 8-bit ONNX via onnxruntime.quantization.quantize_static, calibrated on real images
+(MinMax). Input and output stay float32 (QuantizeLinear/DequantizeLinear at the edges), as onnxruntime's QDQ
+format produces.
 
-Both activations and weights are *unsigned* 8-bit (U8U8, asymmetric). onnxruntime's x86 kernels run signed
-activations with signed weights (S8S8) as U8S8 through VPMADDUBSW, which saturates its int16 pair sums: on the
-embedded default top-1 agreement with fp32 fell to 0.874 (U8S8 as exported: 0.876). U8U8 takes kernels without
-that saturation: 0.984 at 32x32, the same as the exact S8S8 math onnxruntime runs with
-`session.qdqisint8allowed=1`, and about 4x faster than that setting (0.74 vs 3.1 ms at 32x32, 15 vs 53 ms at 224,
-1 thread), with no session setting anyone running the file has to know about."""
+The scheme (``SCHEME``): uint8 activations (asymmetric), int8 weights per channel and symmetric (U8S8), with the
+weights of the dense layers (Convs with group 1 and the classifier Gemm) in 7 bits ([-64, 64]) and the depthwise
+weights in full 8 bits. Why: onnxruntime (MLAS) runs u8 x s8 with one exact VPDPBUSD on CPUs with VNNI, but on
+AVX2-only x86 with VPMADDUBSW, whose int16 sum of two u8 x s8 products saturates (255 x 127 x 2 > 32767): 8-bit
+U8S8 was 0.984 top-1 agreement on a VNNI CPU and 0.876 with AVX2 kernels. With |w| <= 64 no pair can saturate
+(255 x 64 x 2 = 32640), so one file is exact on both. The depthwise kernels did not saturate with 8-bit weights
+(identical results with AVX2 kernels) and lose accuracy at 7 bits (0.974), so they keep 8. Measured side by side with U8U8 (the previous
+scheme: exact, but on MLAS's 16-bit path as slow as fp32), S8S8 with and without `session.qdqisint8allowed`,
+QOperator, per-tensor and full reduce_range by benchmarks/onnx_int8_variants.py (docs/export.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ class QuantScheme:
     reduce_range_only: str | None = None  # with reduce_range: only "depthwise" or "dense" (Conv group 1, Gemm)
 
 
-SCHEME = QuantScheme()
+SCHEME = QuantScheme(activations="uint8", weights="int8", reduce_range=True, reduce_range_only="dense")
 
 
 def quantize(fp32: Path, out: Path, calib: np.ndarray | None, input_name: str, scheme: QuantScheme = SCHEME,
@@ -61,8 +64,9 @@ def quantize(fp32: Path, out: Path, calib: np.ndarray | None, input_name: str, s
                                          for w, axis in weights_of(fp32, scheme.reduce_range_only).items()}
     q.quantize_static(str(fp32), str(out), Reader() if calib is not None else None,
                       quant_format=getattr(q.QuantFormat, scheme.format), per_channel=scheme.per_channel,
-                      reduce_range=scheme.reduce_range and not scheme.reduce_range_only, activation_type=qtype[scheme.activations],
-                      weight_type=qtype[scheme.weights], calibrate_method=q.CalibrationMethod.MinMax, extra_options=extra, **cache)
+                      reduce_range=scheme.reduce_range and not scheme.reduce_range_only,
+                      activation_type=qtype[scheme.activations], weight_type=qtype[scheme.weights],
+                      calibrate_method=q.CalibrationMethod.MinMax, extra_options=extra, **cache)
 
 
 def weights_of(fp32: Path, kind: str) -> dict[str, int]:
@@ -100,10 +104,12 @@ class OnnxInt8Target(OnnxTarget):
         with tempfile.TemporaryDirectory(prefix="mnv2deploy-onnx-int8-") as work, c.atomic_artifact(path) as tmp:
             fp32 = Path(work) / "fp32.onnx"
             export_fp32_onnx(request, fp32)
-            quantize(fp32, tmp, calib.images, c.INPUT_NAME)
+            quantize(fp32, tmp, calib.images, c.INPUT_NAME, SCHEME)
             inputs, outputs = onnx_tensor_specs(tmp)
         extra = {"calibration": {"source": source, "samples": len(calib), "method": "minmax"},
-                 "quant_types": {"activations": "uint8", "weights": "uint8 per-channel asymmetric"},
+                 "quant_types": {"activations": "uint8 asymmetric",
+                                 "weights": "int8 per-channel symmetric; 7-bit [-64, 64] in dense Convs and Gemm "
+                                            "(no int16 saturation in AVX2 u8 x s8 kernels), 8-bit in depthwise"},
                  "quantized_reference": {"file": None, "reason": "onnxruntime quantizes the ONNX graph itself; "
                                          "there is no separate quantized torch model to compare against"}}
         return c.finish(self, request, path, inputs, outputs,
