@@ -172,6 +172,12 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
         meta["skipped"]["ExecuTorch, onnx2tf"] = f"no peers venv at {peers}: see benchmarks/requirements-peers.txt"
     if args.investigate:
         routes += investigation_routes(ref, res, calib, root, main_py)
+        int8 = next(r for r in routes if r.name == BASELINE)
+        # YNNPACK (CpuOptions.enable_ynnpack) is not listed: ai-edge-litert 2.3.0 fails to compile this model with it
+        for label, opts in (("CompiledModel API", {"api": "compiled"}),):
+            routes.append(Route(f"mnv2deploy tflite-int8, {label} (experiment)", "litert", int8.path, main_py, "int8",
+                                f"the tflite-int8 artifact in LiteRT's {label}", int8.in_spec, int8.out_spec,
+                                options=opts))
     for item in args.extra:
         label, _, path = item.partition("=")
         routes.append(Route(label, "litert", Path(path).resolve(), main_py, "int8", f"--extra {path}",

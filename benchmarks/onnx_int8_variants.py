@@ -230,30 +230,6 @@ def speed(args: argparse.Namespace, root: Path, fp32: Path, variants: list[Varia
     return rows, other
 
 
-# --- kernels --------------------------------------------------------------------------------------------------
-
-def kernel_profile(model: Path, options: dict[str, Any], npy: Path, runs: int = 300) -> dict[str, float] | None:
-    """Which MLAS/onnxruntime functions the time goes to (perf sampling, symbols of libonnxruntime), top 8."""
-    if shutil.which("perf") is None:
-        return None
-    code = ("import sys, json, numpy as np; sys.path.insert(0, %r); from onnx_int8_variants import logits_of;"
-            "x = np.load(%r); logits_of(%r, np.repeat(x, %d, 0), json.loads(%r))"
-            % (str(HERE), str(npy), str(model), runs, json.dumps(options)))
-    data = npy.with_name(f"perf-{model.stem}.data")
-    rec = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-o", str(data), "--",
-                          "taskset", "-c", str(cpus_for(1)[0]), sys.executable, "-c", code], capture_output=True)
-    if rec.returncode != 0:
-        return None
-    rep = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--sort", "sym", "--percent-limit", "2"],
-                         capture_output=True, text=True)
-    out = {}
-    for line in rep.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[0].endswith("%") and parts[1].startswith("["):
-            out[" ".join(parts[2:])[:90]] = float(parts[0].rstrip("%"))
-    return dict(list(out.items())[:8])
-
-
 # --- report ---------------------------------------------------------------------------------------------------
 
 def markdown(doc: dict[str, Any], command: str) -> str:
@@ -286,12 +262,6 @@ def markdown(doc: dict[str, Any], command: str) -> str:
                      None)
             cells += [f"{r['p50_ms']:.3f}", f"{r['x_fp32']:.2f}"] if r else ["-", "-"]
         L.append("| " + " | ".join(cells) + " |")
-    prof = doc.get("kernels") or {}
-    if prof:
-        L += ["", "Where the time goes (perf sampling at 224, 1 thread, functions with >= 2% of samples):", ""]
-        for name, funcs in prof.items():
-            shown = "; ".join(f"{k} {v:.0f}%" for k, v in (funcs or {}).items()) or "not available"
-            L.append(f"- {name}: {shown}")
     return "\n".join(L) + "\n"
 
 
@@ -305,7 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--emulate", default="Haswell", help="qemu CPU model for the AVX2 accuracy columns ('' = none)")
     p.add_argument("--ort-python", default=None, help="a Python with another onnxruntime, timed beside ours")
     p.add_argument("--ort-label", default=None)
-    p.add_argument("--profile", action="store_true", help="also a perf profile of the kernels per variant")
     p.add_argument("--only", nargs="*", default=None, help="variant names to run (default: all)")
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--md", type=Path, default=REPO / "docs" / "export.md")
@@ -329,14 +298,6 @@ def main(argv: list[str] | None = None) -> int:
     fp32, paths224 = build(224, root, variants, args.calib)
     acc = accuracy(root / "32", variants, paths32, args.emulate or None)
     rows, other = speed(args, root / "224", fp32, variants, paths224)
-    kernels = {}
-    if args.profile:
-        npy = root / "224" / "input224.npy"
-        kernels["fp32 onnx"] = kernel_profile(fp32, {}, npy)
-        for v in variants:
-            if v.graph_optimization_level is None:
-                log(f"perf profile: {v.name}")
-                kernels[v.name] = kernel_profile(paths224[v.file_key], v.options(), npy)
     busy = (f"Other processes used {other['other_busy_cpus']:.2f} CPUs on average during the timed blocks."
             if other else "")
     settings = (f"{args.reps} interleaved repetitions x {args.runs} runs per variant and thread count after "
@@ -344,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                 + busy + (f" **{args.label}**" if args.label else ""))
     doc = {"machine": machine, "settings": settings, "other_load": other, "emulated_cpu": args.emulate or None,
            "target_scheme": asdict(SCHEME), "variants": [{**asdict(v), "file": v.file_key} for v in variants],
-           "accuracy": acc, "speed": rows, "kernels": kernels, "seconds": time.time() - started}
+           "accuracy": acc, "speed": rows, "seconds": time.time() - started}
     import shlex
 
     text = markdown(doc, shlex.join(["python", "benchmarks/onnx_int8_variants.py",

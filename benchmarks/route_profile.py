@@ -8,8 +8,9 @@ exports only some symbols, so its samples are grouped per library.
     .venv/bin/python benchmarks/route_profile.py --tflite LABEL=FILE.tflite ...
 
 Each route runs in its own process (its own venv for ExecuTorch), pinned to one CPU, 1 thread; perf records only
-the timed loop (started disabled, enabled through a control FIFO). ms per inference per category = samples x
-sampling period / runs. Writes docs/route_profile.json and the block between the markers in docs/benchmarks.md.
+the timed loop (started disabled, enabled through a control FIFO). One sample per fixed period of this process's
+own CPU time (cpu-clock), so ms per inference per category = samples x period / runs is CPU time, which other
+load on the machine does not inflate (wall time is reported beside it). Writes docs/route_profile.json and the block between the markers in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ print(json.dumps({"wall_ms_per_run": wall / cfg["runs"] * 1e3}))
 """
 
 
-def profile(kind: str, path: Path, python: str, npy: Path, runs: int, freq: int) -> dict[str, Any]:
+def profile(kind: str, path: Path, python: str, npy: Path, runs: int, period_us: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="route-profile-") as tmp:
         ctl, ack, data = Path(tmp) / "ctl", Path(tmp) / "ack", Path(tmp) / "perf.data"
         os.mkfifo(ctl)
@@ -97,7 +98,7 @@ def profile(kind: str, path: Path, python: str, npy: Path, runs: int, freq: int)
         cfg = {"kind": kind, "path": str(path), "input": str(npy), "runs": runs, "cpus": cpus_for(1),
                "ctl": str(ctl), "ack": str(ack)}
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        rec = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(freq), "-D", "-1",
+        rec = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-c", str(period_us * 1000), "-D", "-1",
                               f"--control=fifo:{ctl},{ack}", "-o", str(data), "--",
                               python, "-c", CHILD, json.dumps(cfg)], capture_output=True, text=True, env=env)
         if rec.returncode != 0:
@@ -111,13 +112,13 @@ def profile(kind: str, path: Path, python: str, npy: Path, runs: int, freq: int)
         if m:
             symbols.append((int(m.group(1)), m.group(2), m.group(3).strip()))
     total = sum(n for n, _, _ in symbols)
-    ms_per_sample = wall * runs / max(total, 1)  # spreads the loop's wall time over its samples
+    ms_per_sample = period_us / 1000
     cats: dict[str, float] = {}
     for n, dso, sym in symbols:
         cats[categorize(dso, sym)] = cats.get(categorize(dso, sym), 0.0) + n * ms_per_sample / runs
     top = [{"samples": n, "ms": n * ms_per_sample / runs, "dso": dso, "symbol": sym}
            for n, dso, sym in sorted(symbols, reverse=True)[:12]]
-    return {"wall_ms_per_run": wall, "samples": total, "categories_ms": dict(sorted(cats.items(), key=lambda kv: -kv[1])),
+    return {"wall_ms_per_run": wall, "cpu_ms_per_run": total * ms_per_sample / runs, "samples": total, "categories_ms": dict(sorted(cats.items(), key=lambda kv: -kv[1])),
             "top_symbols": top}
 
 
@@ -130,6 +131,36 @@ def categorize(dso: str, sym: str) -> str:
     if sym.startswith("0x"):
         return f"unsymbolized in {dso}"
     return "other"
+
+
+MAC_KINDS = {"depthwise conv": "depthwise", "3x3 conv (igemm)": "stem", "1x1 conv / FC (gemm)": "dense"}
+
+
+def macs_by_kind(resolution: int = 224, num_classes: int = 10) -> dict[str, int]:
+    """MobileNetV2 1.0's multiply-accumulates split as XNNPACK runs them: depthwise 3x3, the 3x3 stem (igemm),
+    and 1x1 convolutions plus the classifier (gemm); counted with forward hooks on the real modules."""
+    import torch
+    from torch import nn
+
+    from mnv2deploy.model import build
+
+    model, out = build(1.0, num_classes).eval(), {"depthwise": 0, "stem": 0, "dense": 0}
+
+    def hook(module, _, y):
+        if isinstance(module, nn.Linear):
+            out["dense"] += module.in_features * module.out_features
+        elif module.groups > 1:
+            out["depthwise"] += y.numel() * module.kernel_size[0] * module.kernel_size[1]
+        else:
+            kind = "dense" if module.kernel_size == (1, 1) else "stem"
+            out[kind] += y.numel() * module.in_channels * module.kernel_size[0] * module.kernel_size[1]
+
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, resolution, resolution))
+    return out
 
 
 def routes_from_benchmarks(path: Path) -> list[tuple[str, str, Path, str]]:
@@ -148,12 +179,19 @@ def markdown(doc: dict[str, Any], command: str) -> str:
     L = [f"Measured {m['date_utc']} with `{command}`.", "",
          f"Machine: {m['cpu']}, SIMD {', '.join(m.get('simd', []))}; load average at start "
          f"{m['load_average_at_start']}. 1 thread pinned to CPU {cpus_for(1)}, {doc['runs']} runs per route, perf "
-         f"cpu-clock sampling at {doc['freq']} Hz during the timed loop only." + (f" **{doc['label']}**" if doc['label'] else ""),
-         "", "ms per inference (model call, input already in the model's dtype) spent in each kind of kernel:", "",
+         f"cpu-clock sampling every {doc['period_us']} us of the route's own CPU time, during the timed loop only." + (f" **{doc['label']}**" if doc['label'] else ""),
+         "", "CPU ms per inference (model call, input already in the model's dtype) spent in each kind of kernel:", "",
          "| kernel | " + " | ".join(routes) + " |", "|---|" + "---|" * len(routes)]
     for c in cats:
         L.append(f"| {c} | " + " | ".join(f"{r['categories_ms'].get(c, 0):.3f}" for r in routes.values()) + " |")
-    L.append("| **total (wall)** | " + " | ".join(f"**{r['wall_ms_per_run']:.3f}**" for r in routes.values()) + " |")
+    macs = doc.get("macs") or {}
+    for c, kind in MAC_KINDS.items():
+        if kind in macs:
+            L.append(f"| {c}: GMAC/s ({macs[kind] / 1e6:.0f} MMACs) | " + " | ".join(
+                f"{macs[kind] / r['categories_ms'][c] / 1e6:.0f}" if r["categories_ms"].get(c) else "-"
+                for r in routes.values()) + " |")
+    L.append("| **total CPU** | " + " | ".join(f"**{r['cpu_ms_per_run']:.3f}**" for r in routes.values()) + " |")
+    L.append("| wall (loaded machines: more) | " + " | ".join(f"{r['wall_ms_per_run']:.3f}" for r in routes.values()) + " |")
     L += ["", "Top microkernels per route:"]
     for name, r in routes.items():
         L.append(f"- {name}: " + "; ".join(f"`{t['symbol'][:70]}` {t['ms']:.3f} ms" for t in r["top_symbols"][:6]))
@@ -166,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="take the int8 LiteRT/ExecuTorch routes (1 thread) of this compare_routes result")
     p.add_argument("--tflite", action="append", default=[], metavar="LABEL=FILE.tflite")
     p.add_argument("--runs", type=int, default=1000)
-    p.add_argument("--freq", type=int, default=10000)
+    p.add_argument("--period-us", type=int, default=50, help="one sample per this much CPU time")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "route_profile.json")
     p.add_argument("--label", default="")
@@ -190,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     out = {}
     for name, kind, path, python in routes:
         log(f"profiling {name}")
-        out[name] = profile(kind, path, python, npy, args.runs, args.freq)
-    doc = {"machine": machine, "runs": args.runs, "freq": args.freq, "label": args.label, "routes": out,
+        out[name] = profile(kind, path, python, npy, args.runs, args.period_us)
+    doc = {"machine": machine, "runs": args.runs, "period_us": args.period_us, "macs": macs_by_kind(), "label": args.label, "routes": out,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     import shlex
 
