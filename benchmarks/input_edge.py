@@ -43,12 +43,11 @@ def camera_frame_to_float(frame: np.ndarray, mean: np.ndarray, std: np.ndarray) 
     return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
 
 
-def variants(interp: Any, manifest: Any, x: np.ndarray, frame: np.ndarray) -> dict[str, Callable[[], Any]]:
+def variants(interp: Any, ispec: Any, ospec: Any, contract: Any, x: np.ndarray,
+             frame: np.ndarray) -> dict[str, Callable[[], Any]]:
     from mnv2deploy.runtimes.edges import from_model_output, to_model_input
     from mnv2deploy.runtimes.litert import set_input
 
-    ispec, ospec = manifest.inputs[0], manifest.outputs[0]
-    contract = manifest.preprocessing
     mean = np.asarray(contract.mean, np.float32)
     std = np.asarray(contract.std, np.float32)
     i_idx = interp.get_input_details()[0]["index"]
@@ -121,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--artifact", type=Path, default=None,
+                   help="a tflite-int8 file of the default model at 224 (default: compare_routes' cached export)")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "input_edge.json")
     p.add_argument("--label", default="")
@@ -131,15 +132,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from mnv2deploy.bench.host import cpu_busy_seconds
     from mnv2deploy.data import load_embedded
-    from mnv2deploy.manifest import read_manifest
+    from mnv2deploy.targets.tflite import tflite_tensor_specs
     from mnv2deploy.weights import cache_dir, load_reference, resolve_weights
 
-    cache = (args.cache or cache_dir() / "compare_routes").resolve()
     spec = resolve_weights("default", resolution=224)
-    ref = load_reference(spec)
-    root = artifact_root(cache, spec, ref, 224)
-    artifact = export_mnv2deploy("tflite-int8", ref, 224, root / "tflite-int8")
-    manifest = read_manifest(artifact, verify=False)
+    artifact = args.artifact
+    if artifact is None:
+        ref = load_reference(spec)
+        cache = (args.cache or cache_dir() / "compare_routes").resolve()
+        artifact = export_mnv2deploy("tflite-int8", ref, 224, artifact_root(cache, spec, ref, 224) / "tflite-int8")
+    (ispec,), (ospec,) = tflite_tensor_specs(artifact)  # what the manifest records, read from the file
     x = load_embedded("eval", spec.contract.at_resolution(224), 1).images
     frame = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
     machine = machine_facts()
@@ -151,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         interp = Interpreter(model_path=str(artifact), num_threads=t)
         interp.allocate_tensors()
         log(f"{t} thread(s): {args.reps} interleaved repetitions of {args.runs} runs")
-        times = measure(variants(interp, manifest, x, frame), args.reps, args.runs, args.warmup, seed=t)
+        times = measure(variants(interp, ispec, ospec, spec.contract.at_resolution(224), x, frame), args.reps,
+                        args.runs, args.warmup, seed=t)
         call = float(np.median(times["model call"]))
         for name, ts in times.items():
             rows.append({"what": name, "threads": t, "p50_ms": float(np.median(ts)),

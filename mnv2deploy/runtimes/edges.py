@@ -37,9 +37,11 @@ def to_model_input(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = Non
     np.divide(x, spec.scale, out=buf)  # also does the NHWC transpose, into contiguous memory
     np.rint(buf, out=buf)  # half to even, as np.round
     np.clip(buf, lo - zp, hi - zp, out=buf)  # integer bounds: clipping before adding zp is exact
+    if zp:
+        np.add(buf, zp, out=buf)
     if out is None:
         out = np.empty(x.shape, spec.dtype)
-    np.add(buf, zp, out=out, casting="unsafe")  # exact integers in [lo, hi]: the cast cannot wrap
+    np.copyto(out, buf, casting="unsafe")  # exact integers in [lo, hi]: the cast cannot wrap
     return out
 
 
