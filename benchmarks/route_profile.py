@@ -188,7 +188,8 @@ def markdown(doc: dict[str, Any], command: str) -> str:
     for c, kind in MAC_KINDS.items():
         if kind in macs:
             L.append(f"| {c}: GMAC/s ({macs[kind] / 1e6:.0f} MMACs) | " + " | ".join(
-                f"{macs[kind] / r['categories_ms'][c] / 1e6:.0f}" if r["categories_ms"].get(c) else "-"
+                f"{macs[kind] / r['categories_ms'][c] / 1e6:.0f}"
+                if r["categories_ms"].get(c, 0) > 0.05 * r["cpu_ms_per_run"] else "-"  # unsymbolized: unknown
                 for r in routes.values()) + " |")
     L.append("| **total CPU** | " + " | ".join(f"**{r['cpu_ms_per_run']:.3f}**" for r in routes.values()) + " |")
     L.append("| wall (loaded machines: more) | " + " | ".join(f"{r['wall_ms_per_run']:.3f}" for r in routes.values()) + " |")
