@@ -1,12 +1,14 @@
 """One benchmark worker process per (route, threads), driven by compare_routes.py over stdin/stdout JSON lines.
 
 Runs in the main venv (LiteRT, onnxruntime, PyTorch eager) or in the peers venv (ExecuTorch); imports nothing
-from mnv2deploy except in the main venv, so the same file serves both. Each timed run is split in three:
-prepare (float32 NCHW -> the model's own input: layout, int8 quantization), call (the model alone, what
-LiteRT's benchmark_model times) and finish (raw output -> float32 logits). ``e2e`` = all three, which is what
-``mnv2deploy bench`` times.
+from mnv2deploy except in the main venv, so the same file serves both. Each timed run is two inferences:
+``call``, the model alone on input already in its own dtype and layout (what LiteRT's benchmark_model times:
+set_tensor + invoke + get_tensor), and ``e2e``, float32 NCHW in to float32 logits out through the very code the
+mnv2deploy runtimes use for the edges (LiteRT: runtimes/litert.set_input quantizes straight into the
+interpreter's input tensor; ORT: runtimes/edges), which is what ``mnv2deploy bench`` times.
 
-Protocol: first line {"kind", "path", "threads", "cpus", "input", "in_spec", "out_spec", "check"} -> {"ok": ...}
+Protocol: first line {"kind", "path", "threads", "cpus", "input", "in_spec", "out_spec", "options", "check"}
+-> {"ok": ...}
 (with "check", an .npy of images: their top-1 classes come back too);
 then {"runs": N} -> {"call_ns": [...], "e2e_ns": [...]}; {"quit": true} ends it.
 """
@@ -22,21 +24,25 @@ import numpy as np
 
 
 def _edges(in_spec: dict | None, out_spec: dict | None):
-    """The same conversions the mnv2deploy runtimes use (runtimes/edges.py), from TensorSpec dicts."""
+    """-> (ispec, ospec, prepare, finish): the conversions of runtimes/edges.py, from TensorSpec dicts."""
     if in_spec is None:
-        return (lambda x: x), (lambda y: y)
+        return None, None, (lambda x: x), (lambda y: y)
     from mnv2deploy.manifest import TensorSpec
     from mnv2deploy.runtimes.edges import from_model_output, to_model_input
 
     ispec, ospec = TensorSpec.from_dict(in_spec), TensorSpec.from_dict(out_spec)
-    # contiguous: an NHWC int8 input comes back from to_model_input with transposed strides, and copying that
-    # into the interpreter would be charged to the model call
-    return (lambda x: np.ascontiguousarray(to_model_input(x, ispec))), (lambda y: from_model_output(y, ospec))
+    return ispec, ospec, (lambda x: to_model_input(x, ispec).copy()), (lambda y: from_model_output(y, ospec))
 
 
-def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dict | None):
-    """-> (prepare, call, finish, facts)"""
-    prepare, finish = _edges(in_spec, out_spec)
+def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dict | None,
+         options: dict | None = None):
+    """-> (prepare, call, e2e, facts): ``call(prepare(x))`` is the model call on native input, ``e2e(x)`` float32
+    NCHW to float32 logits. ``options`` (ort): ``session_config`` entries as the manifest's
+    ``onnxruntime_session_config`` gives them, ``graph_optimization_level`` (basic|extended|all)."""
+    options = options or {}
+    ispec, _, prepare, finish = _edges(in_spec, out_spec)
+    if kind == "litert" and options.get("api") == "compiled":
+        return _compiled_model(path, threads, options, prepare, finish)
     if kind == "litert":
         from importlib.metadata import version
 
@@ -51,20 +57,36 @@ def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dic
             interp.invoke()
             return interp.get_tensor(o_idx)
 
-        return prepare, call, finish, {"runtime": f"ai-edge-litert {version('ai-edge-litert')}", "delegate": "xnnpack"}
+        if ispec is None:
+            e2e = call
+        else:
+            from mnv2deploy.runtimes.litert import set_input
+
+            def e2e(x):
+                set_input(interp, i_idx, x, ispec)
+                interp.invoke()
+                return finish(interp.get_tensor(o_idx))
+
+        return prepare, call, e2e, {"runtime": f"ai-edge-litert {version('ai-edge-litert')}", "delegate": "xnnpack"}
     if kind == "ort":
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.log_severity_level = 3
+        for key, value in (options.get("session_config") or {}).items():
+            so.add_session_config_entry(key, str(value))
+        level = options.get("graph_optimization_level")
+        if level:
+            so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{level.upper()}")
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
 
         def call(x):
             return sess.run(None, {name: x})[0]
 
-        return prepare, call, finish, {"runtime": f"onnxruntime {ort.__version__}", "delegate": "CPUExecutionProvider"}
+        return prepare, call, (lambda x: finish(call(prepare(x)))), \
+            {"runtime": f"onnxruntime {ort.__version__}", "delegate": "CPUExecutionProvider", **options}
     if kind == "torch":
         import torch
 
@@ -78,7 +100,7 @@ def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dic
             with torch.inference_mode():
                 return model(x)
 
-        return (lambda x: torch.from_numpy(x)), call, (lambda y: y.numpy()), \
+        return torch.from_numpy, call, (lambda x: call(torch.from_numpy(x)).numpy()), \
             {"runtime": f"torch {torch.__version__}", "delegate": "eager"}
     if kind == "executorch":
         import torch
@@ -91,10 +113,36 @@ def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dic
         def call(x):
             return module.forward((x,))[0]
 
-        return (lambda x: torch.from_numpy(x)), call, (lambda y: y.numpy()), \
+        return torch.from_numpy, call, (lambda x: call(torch.from_numpy(x)).numpy()), \
             {"runtime": f"executorch {version('executorch')}", "delegate": "XnnpackBackend",
              "threadpool": pl._threadpool_get_thread_count()}
     raise SystemExit(f"unknown kind {kind}")
+
+
+def _compiled_model(path: str, threads: int, options: dict, prepare, finish):
+    """LiteRT's CompiledModel API, the one whose CpuOptions reach XNNPACK's flags and YNNPACK (an experiment:
+    the Interpreter API mnv2deploy uses has neither)."""
+    from importlib.metadata import version
+
+    from ai_edge_litert.compiled_model import CompiledModel
+    from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+    from ai_edge_litert.options import CpuOptions, Options
+
+    cpu = CpuOptions(num_threads=threads, enable_ynnpack=bool(options.get("ynnpack")),
+                     xnnpack_flags=options.get("xnnpack_flags"))
+    model = CompiledModel.from_file(path, options=Options(hardware_accelerators=HardwareAccelerator.CPU,
+                                                          cpu_options=cpu))
+    inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+    detail = outputs[0].get_tensor_details()
+    out_shape, out_dtype = tuple(detail["shape"]), np.dtype(detail["dtype"])
+
+    def call(x):
+        inputs[0].write(x)
+        model.run_by_index(0, inputs, outputs)
+        return outputs[0].read(int(np.prod(out_shape)), out_dtype).reshape(out_shape)
+
+    return prepare, call, (lambda x: finish(call(prepare(x)))), \
+        {"runtime": f"ai-edge-litert {version('ai-edge-litert')} CompiledModel", "delegate": "xnnpack", **options}
 
 
 def main() -> None:
@@ -102,17 +150,18 @@ def main() -> None:
     if cfg.get("cpus"):
         os.sched_setaffinity(0, cfg["cpus"])
     x = np.ascontiguousarray(np.load(cfg["input"]), dtype=np.float32)
-    prepare, call, finish, facts = load(cfg["kind"], cfg["path"], cfg["threads"], cfg.get("in_spec"),
-                                        cfg.get("out_spec"))
+    prepare, call, e2e, facts = load(cfg["kind"], cfg["path"], cfg["threads"], cfg.get("in_spec"),
+                                     cfg.get("out_spec"), cfg.get("options"))
     t = time.perf_counter_ns()
-    logits = finish(call(prepare(x)))
+    logits = np.asarray(e2e(x))
     first = time.perf_counter_ns() - t
     facts.update({"first_ns": first, "top1": int(np.argmax(logits)), "pid": os.getpid(),
                   "cpus": sorted(os.sched_getaffinity(0))})
     if cfg.get("check"):  # top-1 on more images, for an agreement check against PyTorch fp32
         images = np.load(cfg["check"])
-        facts["check_top1"] = [int(np.argmax(finish(call(prepare(images[i:i + 1]))))) for i in range(len(images))]
+        facts["check_top1"] = [int(np.argmax(np.asarray(e2e(images[i:i + 1])))) for i in range(len(images))]
     print(json.dumps({"ok": facts}), flush=True)
+    native = prepare(x)
     perf = time.perf_counter_ns
     for line in sys.stdin:
         cmd = json.loads(line)
@@ -121,14 +170,12 @@ def main() -> None:
         call_ns, e2e_ns = [], []
         for _ in range(int(cmd["runs"])):
             t0 = perf()
-            native = prepare(x)
+            call(native)
             t1 = perf()
-            raw = call(native)
+            e2e(x)
             t2 = perf()
-            finish(raw)
-            t3 = perf()
-            call_ns.append(t2 - t1)
-            e2e_ns.append(t3 - t0)
+            call_ns.append(t1 - t0)
+            e2e_ns.append(t2 - t1)
         print(json.dumps({"call_ns": call_ns, "e2e_ns": e2e_ns}), flush=True)
 
 

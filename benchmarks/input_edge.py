@@ -1,0 +1,186 @@
+"""The int8 input edge of tflite-int8 at 1.0@224, side by side in one process on one interpreter: the model call
+alone, end to end with the previous numpy edge, end to end with the current one (runtimes/litert.set_input:
+quantized in place straight into the interpreter's input tensor), and what an app feeding camera frames pays
+before the model call today versus with an 8-bit camera-input model (issue 15, not built here).
+
+    .venv/bin/python benchmarks/input_edge.py [--threads 1 2] [--reps 8] [--runs 50]
+
+Blocks of runs alternate between the variants in a new random order each repetition, pinned like
+compare_routes (1 thread: the last usable CPU; 2 threads: both). Writes docs/input_edge.json and the block
+between the markers in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+from compare_routes import artifact_root, cpus_for, export_mnv2deploy, log, machine_facts, write_docs  # noqa: E402
+
+
+def previous_to_model_input(x: np.ndarray, spec: Any) -> np.ndarray:
+    """runtimes/edges.to_model_input as it was before this benchmark (four temporaries per call)."""
+    lo, hi = {"int8": (-128, 127), "uint8": (0, 255)}[spec.dtype]
+    return np.clip(np.round(x / spec.scale) + spec.zero_point, lo, hi).astype(spec.dtype)
+
+
+def camera_frame_to_float(frame: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """uint8 HWC (a camera frame already at the model's size) -> float32 NCHW normalized, as data.preprocess
+    does after resizing: what an app must compute to call today's float-in runtimes."""
+    x = frame.astype(np.float32) * np.float32(1 / 255)
+    x -= mean
+    x /= std
+    return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+
+
+def variants(interp: Any, ispec: Any, ospec: Any, contract: Any, x: np.ndarray,
+             frame: np.ndarray) -> dict[str, Callable[[], Any]]:
+    from mnv2deploy.runtimes.edges import from_model_output, to_model_input
+    from mnv2deploy.runtimes.litert import set_input
+
+    mean = np.asarray(contract.mean, np.float32)
+    std = np.asarray(contract.std, np.float32)
+    i_idx = interp.get_input_details()[0]["index"]
+    o_idx = interp.get_output_details()[0]["index"]
+    native = to_model_input(x, ispec).copy()
+
+    def call():
+        interp.set_tensor(i_idx, native)
+        interp.invoke()
+        return interp.get_tensor(o_idx)
+
+    def e2e_previous():
+        interp.set_tensor(i_idx, previous_to_model_input(x, ispec))
+        interp.invoke()
+        return from_model_output(interp.get_tensor(o_idx), ospec)
+
+    def e2e_now():
+        set_input(interp, i_idx, x, ispec)
+        interp.invoke()
+        return from_model_output(interp.get_tensor(o_idx), ospec)
+
+    def camera_today():  # frame -> float NCHW -> int8 -> model
+        set_input(interp, i_idx, camera_frame_to_float(frame, mean, std), ispec)
+        interp.invoke()
+        return from_model_output(interp.get_tensor(o_idx), ospec)
+
+    def edge_previous():
+        return previous_to_model_input(x, ispec)
+
+    def edge_now():
+        return to_model_input(x, ispec, out=native)
+
+    def camera_preprocess():
+        return to_model_input(camera_frame_to_float(frame, mean, std), ispec, out=native)
+
+    def camera_copy():  # what an 8-bit camera-input model needs before its call: the frame copied in
+        view = interp.tensor(i_idx)()
+        np.copyto(view.reshape(-1), frame.reshape(-1).view(np.int8))
+        del view
+
+    assert np.array_equal(previous_to_model_input(x, ispec), to_model_input(x, ispec)), "edges disagree"
+    return {"model call": call, "end to end, previous edge": e2e_previous, "end to end, in-place edge": e2e_now,
+            "camera frame end to end today": camera_today, "edge alone, previous": edge_previous,
+            "edge alone, in place": edge_now, "camera preprocessing + edge alone": camera_preprocess,
+            "8-bit camera input: frame copy alone": camera_copy}
+
+
+def measure(fns: dict[str, Callable[[], Any]], reps: int, runs: int, warmup: int, seed: int) -> dict[str, list[float]]:
+    rng = np.random.default_rng(seed)
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:
+        for _ in range(warmup):
+            fns[n]()
+    perf = time.perf_counter_ns
+    for _ in range(reps):
+        for i in rng.permutation(len(names)):
+            f, out = fns[names[i]], times[names[i]]
+            for _ in range(runs):
+                t = perf()
+                f()
+                out.append((perf() - t) / 1e6)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--reps", type=int, default=8)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--artifact", type=Path, default=None,
+                   help="a tflite-int8 file of the default model at 224 (default: compare_routes' cached export)")
+    p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
+    p.add_argument("--json", type=Path, default=REPO / "docs" / "input_edge.json")
+    p.add_argument("--label", default="")
+    args = p.parse_args(argv)
+    import os
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnv2deploy.bench.host import cpu_busy_seconds
+    from mnv2deploy.data import load_embedded
+    from mnv2deploy.targets.tflite import tflite_tensor_specs
+    from mnv2deploy.weights import cache_dir, load_reference, resolve_weights
+
+    spec = resolve_weights("default", resolution=224)
+    artifact = args.artifact
+    if artifact is None:
+        ref = load_reference(spec)
+        cache = (args.cache or cache_dir() / "compare_routes").resolve()
+        artifact = export_mnv2deploy("tflite-int8", ref, 224, artifact_root(cache, spec, ref, 224) / "tflite-int8")
+    (ispec,), (ospec,) = tflite_tensor_specs(artifact)  # what the manifest records, read from the file
+    x = load_embedded("eval", spec.contract.at_resolution(224), 1).images
+    frame = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    machine = machine_facts()
+    rows = []
+    busy0, t0 = cpu_busy_seconds(), time.monotonic()
+    own0 = sum(os.times()[:2])
+    for t in args.threads:
+        os.sched_setaffinity(0, cpus_for(t))
+        interp = Interpreter(model_path=str(artifact), num_threads=t)
+        interp.allocate_tensors()
+        log(f"{t} thread(s): {args.reps} interleaved repetitions of {args.runs} runs")
+        times = measure(variants(interp, ispec, ospec, spec.contract.at_resolution(224), x, frame), args.reps,
+                        args.runs, args.warmup, seed=t)
+        call = float(np.median(times["model call"]))
+        for name, ts in times.items():
+            rows.append({"what": name, "threads": t, "p50_ms": float(np.median(ts)),
+                         "x_model_call": float(np.median(ts)) / call})
+        del interp
+    busy1, wall = cpu_busy_seconds(), time.monotonic() - t0
+    other = (max(0.0, (busy1[0] - busy0[0] - (sum(os.times()[:2]) - own0)) / wall) if busy0 and busy1 else None)
+    doc = {"machine": machine, "artifact": str(artifact), "rows": rows, "other_busy_cpus": other,
+           "settings": {"reps": args.reps, "runs": args.runs, "warmup": args.warmup}, "label": args.label}
+    m = machine
+    L = [f"Measured {m['date_utc']} with `python benchmarks/input_edge.py{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`.",
+         "",
+         f"Machine: {m['cpu']}, SIMD {', '.join(m.get('simd', []))}; load average at start "
+         f"{m['load_average_at_start']}; other processes used "
+         + (f"{other:.2f} CPUs on average while it ran." if other is not None else "an unknown share of the CPUs.")
+         + (f" **{args.label}**" if args.label else ""), "",
+         "mnv2deploy tflite-int8, 1.0@224, batch 1; p50 of "
+         f"{args.reps} x {args.runs} runs per row; ratios to the model call at the same thread count.", "",
+         "| what | threads | p50 (ms) | x model call |", "|---|---|---|---|"]
+    for r in rows:
+        L.append(f"| {r['what']} | {r['threads']} | {r['p50_ms']:.3f} | {r['x_model_call']:.3f} |")
+    text = "\n".join(L) + "\n"
+    print(text)
+    write_docs(args.md, args.json, doc, text, "input_edge")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
