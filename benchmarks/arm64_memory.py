@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from split_memory import BASELINE_RESOLUTION, BYTES, DOC, RESOLUTION, TARGETS, export  # noqa: E402
+from split_memory import BASELINE_RESOLUTION, RESOLUTION, TARGETS, export, write_doc  # noqa: E402
 
 KERNELS = ("builtin", "xnnpack", "xnnpack-transient")
 WORST_OP_INT8 = 351_232  # the paper's worst op (input + output of the fused first layer) at 1 byte per activation
@@ -50,24 +49,30 @@ def measure(path: Path, arch: str) -> dict:
         inspection = call_in_child(inspect_tflite, str(path), timeout=900)
         footprints = {k: call_in_child(process_peak.probe_tflite, str(path), k, timeout=900) for k in KERNELS}
     else:
-        from mnv2deploy.memory.arm64 import run_probe
+        from mnv2deploy.memory.arm64 import _footprint, run_probe
 
         inspection = run_probe(["inspect", str(path)], arch, timeout=1800)
-        footprints = {k: run_probe(["footprint", str(path), k], arch, timeout=1800) for k in KERNELS}
+        footprints = {k: _footprint(path, k, arch, None) for k in KERNELS}
     return {"arena": inspection["arena_bytes"], "scratch": inspection["scratch_bytes"],
             "machine": inspection["machine"],
-            "footprint": {k: {"total": f["heap_bytes"], "allocate": f["allocate"]["heap_bytes"],
-                              "invoke": f["invoke"]["heap_bytes"], "delegated": f["delegated"]}
+            "footprint": {k: {"error": f["error"]} if f.get("error") else
+                          {"total": f["heap_bytes"], "allocate": f["allocate"]["heap_bytes"],
+                           "invoke": f["invoke"]["heap_bytes"], "delegated": f["delegated"]}
                           for k, f in footprints.items()}}
 
 
 def row(at224: dict, at32: dict) -> dict:
     fp, base = at224["footprint"], at32["footprint"]
+
+    def grown(k: str, key: str = "total") -> int | None:
+        ok = "error" not in fp[k] and "error" not in base[k]
+        return (fp[k][key] - (base[k]["total"] if key == "total" else 0)) if ok else None
+
     return {"arena": at224["arena"], "scratch": at224["scratch"], "machine": at224["machine"],
-            "xnnpack": fp["xnnpack"]["total"] - base["xnnpack"]["total"],
-            "transient": fp["xnnpack-transient"]["total"] - base["xnnpack-transient"]["total"],
-            "workspace": fp["xnnpack-transient"]["invoke"],
-            "delegated": all(fp[k]["delegated"] for k in ("xnnpack", "xnnpack-transient"))}
+            "xnnpack": grown("xnnpack"), "transient": grown("xnnpack-transient"),
+            "workspace": grown("xnnpack-transient", "invoke"),
+            "errors": sorted({f["error"] for f in fp.values() if "error" in f}),
+            "delegated": all(fp[k].get("delegated", True) for k in ("xnnpack", "xnnpack-transient"))}
 
 
 def one_conv_models(out: Path) -> dict[str, Path]:
@@ -131,6 +136,10 @@ def render(results: dict, ks: list[int], cpus: list[str]) -> str:
                              f"{_mb(r['xnnpack'])} | {_x(base['xnnpack'], r['xnnpack'])} | {_mb(r['transient'])} | "
                              f"{_x(base['transient'], r['transient'])} | {_mb(r['workspace'])} | "
                              f"{_x(base['workspace'], r['workspace'])} |")
+        failed = sorted({f"{'x86_64' if m == 'x86_64' else 'aarch64 ' + m}: {e}" for k in ks
+                         for m, r in per.get(str(k), {}).items() for e in r.get("errors", [])})
+        if failed:
+            lines += ["", "Not measured ('-'): " + "; ".join(failed) + "."]
         if prec == "int8" and str(max(ks)) in per:
             best = min(r["arena"] for r in per[str(max(ks))].values())
             lines += ["", f"Stretch check, int8 K={max(ks)}: builtin arena {best:,} bytes = "
@@ -153,13 +162,11 @@ def render(results: dict, ks: list[int], cpus: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
-    from mnv2deploy.fileio import write_text_atomic
-
-    text = DOC.read_text()
-    new = re.sub(r"(<!-- arm64_memory:begin -->\n).*?(<!-- arm64_memory:end -->)",
-                 lambda m: m.group(1) + section + "\n" + m.group(2), text, flags=re.S)
-    write_text_atomic(DOC, new)
+def publish(section: str, no_doc: bool) -> int:
+    print(section)
+    if not no_doc:
+        write_doc(section, "arm64_memory")
+    return 0
 
 
 def host_facts() -> dict:
@@ -179,10 +186,13 @@ def main() -> int:
     ap.add_argument("--calib-samples", type=int, default=64)
     ap.add_argument("--reuse", action="store_true", help="measure artifacts an earlier run exported into --out")
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--render", action="store_true", help="only render DIR/arm64_memory.json of an earlier run")
     args = ap.parse_args()
     ks, cpus = [int(k) for k in args.ks.split(",")], args.cpus.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "arm64_memory.json"
+    if args.render:
+        return publish(render(json.loads(store.read_text()), ks, cpus), args.no_doc)
     results: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": host_facts(), "targets": {}}
     for target in args.targets.split(","):
         fmt, prec = TARGETS[target]
@@ -200,11 +210,7 @@ def main() -> int:
     results["one_conv"] = {name: {m: measure(path, m) for m in ["x86_64", cpus[0]]}
                            for name, path in one_conv_models(args.out).items()}
     store.write_text(json.dumps(results, indent=1))
-    section = render(results, ks, cpus)
-    print(section)
-    if not args.no_doc:
-        write_doc(section)
-    return 0
+    return publish(render(results, ks, cpus), args.no_doc)
 
 
 if __name__ == "__main__":

@@ -140,9 +140,10 @@ def render(results: dict, ks: list[int]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
+def write_doc(section: str, marker: str = "split_memory") -> None:
+    """Replace what docs/memory.md holds between <!-- MARKER:begin --> and <!-- MARKER:end -->."""
     text = DOC.read_text()
-    new = re.sub(r"(<!-- split_memory:begin -->\n).*?(<!-- split_memory:end -->)",
+    new = re.sub(rf"(<!-- {marker}:begin -->\n).*?(<!-- {marker}:end -->)",
                  lambda m: m.group(1) + section + "\n" + m.group(2), text, flags=re.S)
     from mnv2deploy.fileio import write_text_atomic
 

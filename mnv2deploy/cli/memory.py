@@ -49,6 +49,8 @@ def _paper(as_json: bool) -> None:
 def _footprint_cell(fp: dict | None) -> str:
     if not fp:
         return "-"
+    if fp.get("error"):
+        return "failed (see --json)"
     heap = fp.get("heap_bytes")
     extra = "" if fp.get("delegated", True) or fp["kernels"] == "builtin" else " (NOT delegated)"
     return f"{_mb(heap)}{extra}"

@@ -49,6 +49,18 @@ def run_probe(args: list[str], cpu: str, root: Path | None = None, timeout: floa
     return out
 
 
+def _footprint(path: Path, kernels: str, cpu: str, root: Path | None) -> dict[str, Any]:
+    """One footprint; an XNNPACK setting that crashes on this CPU is recorded, not fatal (the file already loaded
+    with the builtin kernels). Seen: LiteRT 2.3.0's CompiledModel (xnnpack-transient) dies with SIGILL under
+    -cpu cortex-a57 even on a 32x32 model, while its Interpreter runs there."""
+    try:
+        return run_probe(["footprint", str(path), kernels], cpu, root)
+    except BadArtifactError as e:
+        if kernels == "builtin":
+            raise
+        return {"kernels": kernels, "error": e.message, "heap_bytes": None}
+
+
 def _host_side(path: Path, kernels: tuple[str, ...]) -> dict[str, Any]:
     """The same numbers from this host's x86 kernels, for the side-by-side columns."""
     from ..runtimes.child import call_in_child
@@ -84,7 +96,7 @@ def analyze_arm64(path: Path, xnnpack: bool = True, cpu: str = "cortex-a76", hos
     path = Path(path).resolve()
     kernels = kernels_for(xnnpack)
     inspection = run_probe(["inspect", str(path)], cpu, root)
-    footprints = {k: run_probe(["footprint", str(path), k], cpu, root) for k in kernels}
+    footprints = {k: _footprint(path, k, cpu, root) for k in kernels}
     graph = graph_from_inspection(inspection)
     measurements = tflite_measurements(inspection, footprints)
     if host:

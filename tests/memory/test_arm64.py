@@ -102,3 +102,40 @@ def test_scratch_differences_count_each_shape():
     assert scratch_differences([im2col, acc], [acc, im2col]) == []
     assert scratch_differences([im2col, im2col], [im2col]) == ["1x16x16x27 int8 (6912 B): aarch64 x2, x86_64 x1"]
     assert scratch_differences([], [acc]) == ["1280 int32 (5120 B): aarch64 x0, x86_64 x1"]
+
+
+@pytest.mark.android
+def test_the_main_job_adds_the_aarch64_arena_beside_the_hosts(int8_pair):
+    from mnv2deploy.job import _arm64_arenas
+    from mnv2deploy.memory.tflite_graph import read_tflite
+
+    plain, split = int8_pair
+    result = {"plain": {"artifact": str(plain)}, "split": {"artifact": str(split)}}
+    steps = []
+    _arm64_arenas(result, steps.append)
+    assert len(steps) == 2 and "arm64_skipped" not in result
+    for key, path in (("plain", plain), ("split", split)):
+        arm = result[key]["arm64"]
+        assert result[key]["arm64_error"] is None and arm["arch"] == "aarch64" and arm["emulated"] is True
+        assert arm["arena_bytes"] == read_tflite(path).extra["arena_bytes"]
+
+
+def test_the_main_job_says_why_the_aarch64_arena_is_missing(monkeypatch):
+    from mnv2deploy import job
+    from mnv2deploy.android import emulated
+    from mnv2deploy.job_report import render_markdown
+
+    monkeypatch.setattr(emulated, "emulation_dir", lambda: emulated.Path("/nonexistent/arm64-emu"))
+    result = {"target": "tflite-int8", "resolution": 224,
+              "plain": {"artifact": "p.tflite", "measured_peak_bytes": 2_602_368, "static_peak_bytes": 2_450_000,
+                        "largest_tensor": None, "groups": 1}}
+    job._arm64_arenas(result, lambda _m: None)
+    assert "arm64_skipped" in result and "plain" in result and "arm64" not in result["plain"]
+    report = {"model": {"weights": {"width_mult": 1.0, "num_classes": 10, "id": "default"}, "resolution": 32,
+                        "weights_sha256": "0" * 64}, "host": {"cpu": "x", "threads": 1}, "passed": True,
+              "seconds": 1.0, "targets": [], "skipped_targets": [], "memory": result}
+    md = render_markdown(report, None)
+    assert "arena aarch64 (qemu)" in md and "aarch64 arena not measured:" in md and "| 2.60 MB | - |" in md
+    result["plain"]["arm64"] = {"arena_bytes": 2_602_368}
+    del result["arm64_skipped"]
+    assert "| 2.60 MB | 2.60 MB |" in render_markdown(report, None)
