@@ -139,8 +139,10 @@ def memory(
                                                                       "plain and split twin on the phone."),
     twin: Optional[Path] = typer.Option(None, "--twin", help="--device: the other export of the pair (default: "
                                                              "the -splitK file beside ARTIFACT)."),
-    split: int = typer.Option(4, "--split", min=2, help="--device: K of the split twin to look for."),
-    runs: int = typer.Option(3, "--runs", min=1, help="--device: timed runs per model and kernels."),
+    split: Optional[int] = typer.Option(None, "--split", min=2, help="--device: K of the split twin to look for "
+                                                                     "(default 4)."),
+    runs: Optional[int] = typer.Option(None, "--runs", min=1, help="--device: timed runs per model and kernels "
+                                                                   "(default 3)."),
     cores: Optional[str] = typer.Option(None, "--cores", help="--device: CPUs to pin to (default: the big cores)."),
     runner: Optional[Path] = typer.Option(None, "--runner", help="--device: a benchmark_model binary to push."),
     as_json: bool = JsonOpt,
@@ -156,19 +158,25 @@ def memory(
         raise UsageError(f"--arch {arch[:20]!r} is not supported", "use x86_64 (this host) or arm64")
     if cpu is not None and arch != "arm64":
         raise UsageError("--cpu only applies to --arch arm64", "add --arch arm64 or drop --cpu")
-    device_only = [n for n, v in (("--twin", twin), ("--cores", cores), ("--runner", runner)) if v is not None]
+    device_only = [n for n, v in (("--twin", twin), ("--split", split), ("--runs", runs), ("--cores", cores),
+                                  ("--runner", runner)) if v is not None]
     if device is None and device_only:
         raise UsageError(f"{', '.join(device_only)} only apply to --device", "add --device, or drop them")
     if device is not None:
         if arch != "x86_64":
             raise UsageError("--device measures on the phone itself; --arch does not apply",
                              "drop --arch (use --arch arm64 without a phone)")
+        from .bench import device_kind
+
+        if device_kind(device, artifact) == "ios":
+            raise UsageError("memory --device measures Android phones (LiteRT)",
+                             "on an iPhone run the ios_bench testMemory_plain/split tests (docs/ios.md)")
         from ..memory.device import KERNEL_FLAGS, run_device_memory
 
         kernels = tuple(KERNEL_FLAGS) if xnnpack else ("builtin",)
         with status(f"measuring {artifact.name} and its split twin on {device}"):
-            result = run_device_memory(artifact, device, twin=twin, split=split, kernels=kernels, runs=runs,
-                                       cores=cores, runner=runner, out=out)
+            result = run_device_memory(artifact, device, twin=twin, split=split or 4, kernels=kernels,
+                                       runs=runs or 3, cores=cores, runner=runner, out=out)
         return emit(result, as_json, _device_render(result))
     from ..memory.report import analyze_artifact
     from ..memory.timeline import write_timeline

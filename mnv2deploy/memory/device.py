@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadArtifactError, DeviceError, UsageError
+from ..errors import DeviceError, UsageError
 from ..fileio import write_text_atomic
 from ..manifest import Manifest, read_manifest
 
@@ -182,8 +182,8 @@ def _row(key: str, kernels: str, path: Path, manifest: Manifest, text: str, raw:
 def _result(pair: dict[str, tuple[Path, Manifest]], rows: list[dict[str, Any]], dev: Any, tool: Any, emulated: bool,
             pinned: tuple[int, ...], state: dict[str, Any], raw_dir: Path) -> dict[str, Any]:
     if not any("error" not in r for r in rows):
-        raise BadArtifactError(f"the runner on {dev.serial} completed no run (raw output in {raw_dir})",
-                               "read the raw output; check the runner matches the device ABI")
+        raise DeviceError(f"the runner on {dev.serial} completed no run (raw output in {raw_dir})",
+                          "read the raw output; check the runner matches the device ABI")
     by = {(r["model"], r["kernels"]): r for r in rows}
     ratios = {}
     for k in {r["kernels"] for r in rows}:

@@ -82,6 +82,9 @@ def test_a_file_the_aarch64_runtime_refuses_is_one_line_exit_2(tmp_path, capsys)
     (["--cpu", "cortex-a57"], "--cpu only applies to --arch arm64"),
     (["--arch", "riscv"], "--arch 'riscv' is not supported"),
     (["--twin", "x.tflite"], "only apply to --device"),
+    (["--runs", "5", "--split", "2"], "--split, --runs only apply to --device"),
+    (["--device", "iphone"], "measures Android phones"),
+    (["--device", "pixel", "--arch", "arm64"], "--arch does not apply"),
 ])
 def test_option_misuse_is_a_usage_error(tiny_onnx, capsys, argv, message):
     assert main(["memory", str(tiny_onnx), *argv]) == 2
