@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,20 @@ def row(at224: dict, at32: dict) -> dict:
             "workspace": grown("xnnpack-transient", "invoke"),
             "errors": sorted({f["error"] for f in fp.values() if "error" in f}),
             "delegated": all(fp[k].get("delegated", True) for k in ("xnnpack", "xnnpack-transient"))}
+
+
+def _machine(m: str) -> str:
+    return "x86_64 (host)" if m == "x86_64" else f"aarch64 {m}"
+
+
+def _missing(r: dict) -> str:
+    return ", ".join(n for n, key in (("XNNPACK default", "xnnpack"), ("XNNPACK transient", "transient"))
+                     if r[key] is None)
+
+
+def _short(error: str) -> str:
+    m = re.search(r"killed by signal (\d+)", error)
+    return f"killed by signal {m.group(1)}{' (SIGILL)' if m.group(1) == '4' else ''}" if m else error[:120]
 
 
 def one_conv_models(out: Path) -> dict[str, Path]:
@@ -131,17 +146,27 @@ def render(results: dict, ks: list[int], cpus: list[str]) -> str:
                 r, base = per.get(str(k), {}).get(m), per.get("1", {}).get(m)
                 if not r:
                     continue
-                name = "x86_64 (host)" if m == "x86_64" else f"aarch64 {m}"
+                name = _machine(m)
                 lines.append(f"| {k} | {name} | {r['arena']:,} B ({_mb(r['arena'])}) | {_x(base['arena'], r['arena'])} | "
                              f"{_mb(r['xnnpack'])} | {_x(base['xnnpack'], r['xnnpack'])} | {_mb(r['transient'])} | "
                              f"{_x(base['transient'], r['transient'])} | {_mb(r['workspace'])} | "
                              f"{_x(base['workspace'], r['workspace'])} |")
-        failed = sorted({f"{'x86_64' if m == 'x86_64' else 'aarch64 ' + m}: {e}" for k in ks
-                         for m, r in per.get(str(k), {}).items() for e in r.get("errors", [])})
+        failed = sorted({f"{_machine(m)} {_missing(r)}: {_short(r['errors'][0])}" for k in ks
+                         for m, r in per.get(str(k), {}).items() if r.get("errors")})
         if failed:
             lines += ["", "Not measured ('-'): " + "; ".join(failed) + "."]
-        if prec == "int8" and str(max(ks)) in per:
-            best = min(r["arena"] for r in per[str(max(ks))].values())
+        top = str(max(ks))
+        if top in per and "1" in per:
+            for m in [*machines[1:], machines[0]]:  # an aarch64 row when there is one
+                split, plain = per[top].get(m, {}), per["1"].get(m, {})
+                if split.get("transient") and plain.get("xnnpack") and plain.get("transient"):
+                    lines += ["", f"XNNPACK goal check ({m}): K={top} with transient indirection buffers = "
+                                  f"{split['transient'] / plain['xnnpack']:.2f}x the plain export under LiteRT's "
+                                  f"default XNNPACK options, {split['transient'] / plain['transient']:.2f}x the plain "
+                                  "export with the same option (goal: at most 0.6x)."]
+                    break
+        if prec == "int8" and top in per:
+            best = min(r["arena"] for r in per[top].values())
             lines += ["", f"Stretch check, int8 K={max(ks)}: builtin arena {best:,} bytes = "
                           f"{best / WORST_OP_INT8:.2f}x the paper's worst-op bound at 1 byte per activation "
                           f"({WORST_OP_INT8:,} bytes); the stretch asks for at most 2x."]
@@ -154,7 +179,7 @@ def render(results: dict, ks: list[int], cpus: list[str]) -> str:
         for name, per in conv.items():
             for m, r in per.items():
                 fp = r["footprint"]
-                lines.append(f"| {name} | {'x86_64 (host)' if m == 'x86_64' else 'aarch64 ' + m} | "
+                lines.append(f"| {name} | {_machine(m)} | "
                              f"{_mb(fp['xnnpack']['allocate'])} | {_mb(fp['xnnpack-transient']['allocate'])} | "
                              f"{_mb(fp['xnnpack-transient']['invoke'])} |")
         lines += ["", "XNNPACK's indirection buffer for one such conv: 9 taps x 12,544 output pixels x 8-byte "
