@@ -18,9 +18,10 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m mnv2deploy run --out out/demo
 
-# Debian's adb and qemu-user-static for the Android tier (tests marked `android`).
-android-setup:
-	bash scripts/ci_android_setup.sh
+# Debian's adb and qemu-user-static, then `mnv2deploy setup arm64` (the aarch64 emulation environment) for the
+# Android tier and `parity --arch arm64`; commands never build it themselves.
+android-setup: setup
+	PYTHON=$(PY) sh scripts/ci_android_setup.sh
 
 test: setup android-setup
 	$(PY) -m pytest -q

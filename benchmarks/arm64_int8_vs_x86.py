@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from mnv2deploy.android.emulated import run_model_inputs
+from mnv2deploy.runtimes.litert_arm64 import run_model_inputs
 from mnv2deploy.data import load_dataset
 from mnv2deploy.weights import resolve_weights
 

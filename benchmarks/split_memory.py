@@ -68,12 +68,16 @@ def xnnpack_total(path: Path) -> int:
 def latency_ms(path: Path, runs: int) -> dict:
     """Median latency, 1 thread, in `mnv2deploy bench`'s host bench (fresh pinned child): LiteRT with XNNPACK and
     with the builtin kernels (the ones whose arena we measure), or onnxruntime."""
-    from mnv2deploy.bench.host import run_host_bench
+    from mnv2deploy.bench.host import HostBenchConfig, run_host_bench
+    from mnv2deploy.manifest import read_manifest
 
-    out = {"median_ms": run_host_bench(path, threads=1, runs=runs, warmup=5).latency_ms.p50}
+    manifest = read_manifest(path)
+    bench = HostBenchConfig.for_format(manifest.format, threads=1, runs=runs, warmup=5)
+    out = {"median_ms": run_host_bench(path, manifest, bench).latency_ms.p50}
     if path.suffix == ".tflite":
-        out["builtin_median_ms"] = run_host_bench(path, threads=1, runs=max(5, runs // 3), warmup=5,
-                                                  xnnpack=False).latency_ms.p50
+        builtin = HostBenchConfig.for_format(manifest.format, threads=1, runs=max(5, runs // 3), warmup=5,
+                                             xnnpack=False)
+        out["builtin_median_ms"] = run_host_bench(path, manifest, builtin).latency_ms.p50
     return out
 
 

@@ -6,6 +6,11 @@
 from __future__ import annotations
 
 
+def install_hint(extra: str) -> str:
+    """The one spelling of an install hint: the mnv2deploy extra (pyproject.toml) that brings what is missing."""
+    return f"pip install 'mnv2deploy[{extra}]'"
+
+
 class Mnv2Error(Exception):
     exit_code = 1
     default_hint: str | None = None  # what to do when the raiser had nothing more specific to say

@@ -16,6 +16,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -179,8 +180,24 @@ def write_text_atomic(final: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def json_safe(obj: Any) -> Any:
+    """JSON-safe: paths to str, NaN/inf to null (a percentile a phone does not report), tuples to lists, numpy
+    scalars to Python."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json_atomic(final: Path, obj: Any) -> None:
-    write_text_atomic(final, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_text_atomic(final, json.dumps(json_safe(obj), indent=2, sort_keys=False) + "\n")
 
 
 def ensure_writable_dir(folder: Path, option: str = "--out") -> None:

@@ -64,12 +64,12 @@ def _memory_summary(report: Any) -> dict[str, Any]:
 
 def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run every step; returns the report dict (see `report.json`)."""
-    from .bench.host import cpu_model, run_host_bench
-    from .cli.export import plan_targets
+    from .bench.host import HostBenchConfig, cpu_model, run_host_bench
     from .memory.report import analyze_artifact
     from .parity import check_parity
     from .targets import get_target
     from .targets.base import ExportRequest
+    from .targets.plan import plan_targets
     from .weights import load_reference, resolve_weights
 
     started = time.time()
@@ -94,15 +94,17 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
             continue
         row["export"] = exported.to_dict()
         progress(f"[{i}/{len(names)}] {name}: parity ({exported.size_bytes / 1e6:.1f} MB, {exported.seconds:.0f} s export)")
-        report, row["parity_error"] = _attempt(lambda: check_parity(exported.artifact, samples=cfg.samples))
+        report, row["parity_error"] = _attempt(lambda: check_parity(exported.artifact, exported.manifest,
+                                                                    samples=cfg.samples))
         if report is not None:
             row["parity"] = _parity_summary(report)
         if report is None or report["status"] == "skipped":
             row["bench_skipped"] = (report or {}).get("skip_reason") or "parity did not run"
             continue
         progress(f"[{i}/{len(names)}] {name}: host bench ({cfg.warmup} warm-up + {cfg.runs} runs)")
-        bench, row["bench_error"] = _attempt(lambda: run_host_bench(exported.artifact, threads=cfg.threads,
-                                                                     runs=cfg.runs, warmup=cfg.warmup))
+        config = HostBenchConfig.for_format(exported.manifest.format, threads=cfg.threads, runs=cfg.runs,
+                                            warmup=cfg.warmup)
+        bench, row["bench_error"] = _attempt(lambda: run_host_bench(exported.artifact, exported.manifest, config))
         if bench is not None:
             row["bench"] = _bench_summary(bench)
 
@@ -152,11 +154,12 @@ def _memory_step(cfg: JobConfig, request: Any, rows: list[dict[str, Any]], progr
 
 def _arm64_arenas(result: dict[str, Any], progress: Callable[[str], None]) -> None:
     """The same arenas from LiteRT's aarch64 kernels (qemu), when the emulated arm64 tier is already set up."""
-    from .memory.arm64 import arm64_arena, arm64_unavailable
+    from .emulation import unavailable_reason
+    from .memory.arm64 import arm64_arena
 
     if "plain" not in result:
         return
-    reason = arm64_unavailable()
+    reason = unavailable_reason()  # never built here: `mnv2deploy setup arm64` is the explicit step
     if reason is not None:
         result["arm64_skipped"] = reason
         return

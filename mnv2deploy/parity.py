@@ -8,57 +8,19 @@ from __future__ import annotations
 
 import math
 import platform
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import BadArtifactError, BadDataError, UsageError
-from .manifest import Manifest, _own_version, read_manifest
+from .errors import BadArtifactError, BadDataError, MissingToolError, UsageError
+from .manifest import Manifest, _own_version
+from .runtimes.base import HOST
+from .tolerance import Tolerance, tolerance_for
 
 ParityReport = dict[str, Any]  # the --json object; keys in docs/parity.md
 CHILD_TIMEOUT = 3600.0  # a hung runtime must not block CI forever; qemu-emulated runs are the slow case
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    max_abs_diff: float | None = None  # logits
-    min_agreement: float | None = None  # top-1 agreement, 0..1
-    max_drop: float | None = None  # accuracy points (percent) the artifact may lose vs the reference
-    min_sqnr_db: float | None = None
-    reason: str = ""
-
-
-TOLERANCES = {
-    # Same math in float32, only kernel order differs: differences are rounding noise (~1e-5). 0.99 agreement
-    # leaves room for a near-tie flipping among hundreds of images, never for a real error.
-    "fp32": Tolerance(max_abs_diff=1e-3, min_agreement=0.99, reason="float32 rounding noise only"),
-    # fp16 weights keep ~3 significant digits. Measured on the embedded default (tflite-fp16, 500 images, LiteRT
-    # x86 and aarch64): max abs diff 0.011, SQNR 60.7 dB, agreement 0.998. Gates leave ~9x / 20 dB of headroom for
-    # larger models and logits (ImageNet 224), yet a wrong op or a float cast bug lands far outside them.
-    "fp16": Tolerance(max_abs_diff=0.1, min_agreement=0.99, min_sqnr_db=40.0,
-                      reason="fp16 rounding of weights, about 3 significant digits"),
-    # int8 logits differ by design; what matters is the decision: the issue's bar, <=1 point of accuracy and
-    # >=98% same top-1.
-    "int8": Tolerance(max_drop=1.0, min_agreement=0.98, reason="int8 changes logits by design; gate the decisions"),
-}
-
-
-def tolerance_for(precision: str, max_drop: float | None = None, min_agreement: float | None = None) -> Tolerance:
-    if precision not in TOLERANCES:
-        raise BadArtifactError(f"precision {precision!r} has no parity thresholds",
-                               f"known precisions: {', '.join(TOLERANCES)}")
-    tol = TOLERANCES[precision]
-    if max_drop is not None:
-        if not max_drop >= 0:  # also NaN
-            raise UsageError(f"--max-drop {max_drop} is not a non-negative number", "give accuracy points, e.g. 1.0")
-        tol = replace(tol, max_drop=max_drop)
-    if min_agreement is not None:
-        if not 0 <= min_agreement <= 1:
-            raise UsageError(f"--min-agreement {min_agreement} is not in 0..1", "e.g. 0.98")
-        tol = replace(tol, min_agreement=min_agreement)
-    return tol
 
 
 def compare_logits(ref: np.ndarray, art: np.ndarray) -> dict[str, float]:
@@ -157,29 +119,33 @@ def _load_images(data: Path | None, manifest: Manifest, samples: int | None):
     return load_image_folder(data, manifest.preprocessing, samples, labelled=all(c in known for c in classes))
 
 
-def check_parity(artifact: Path, data: Path | None = None, samples: int | None = None, thresholds: Tolerance | None = None,
-                 arch: str = "x86_64", cpu: str | None = None, threads: int | None = None) -> ParityReport:
-    """The parity report (a dict, as printed by --json). Raises typed errors for bad artifacts/data."""
+def check_parity(artifact: Path, manifest: Manifest, data: Path | None = None, samples: int | None = None,
+                 thresholds: Tolerance | None = None, arch: str = HOST, cpu: str | None = None,
+                 threads: int | None = None) -> ParityReport:
+    """The parity report (a dict, as printed by --json) of ``artifact``, whose ``manifest`` the caller has read and
+    verified (``read_manifest(artifact, verify=True)``). Raises typed errors for bad artifacts/data."""
     from .runtimes import check_threads, run_artifact, runtime_for
     from .runtimes.child import call_in_child
     from .runtimes.torch_eager import TorchRuntime
 
     artifact = Path(artifact)
     check_threads(threads)
-    manifest = read_manifest(artifact, verify=True)
     tol = thresholds or tolerance_for(manifest.precision)
     runtime_cls = runtime_for(manifest, arch)
+    if cpu is not None and "cpu" not in runtime_cls.option_names:
+        raise UsageError(f"--cpu does not apply to {runtime_cls.name}", "add --arch arm64 or drop --cpu")
     report: dict[str, Any] = {
         "artifact": str(artifact), "target": manifest.target, "precision": manifest.precision,
-        "arch": "aarch64" if arch == "arm64" else platform.machine(), "cpu": cpu if arch == "arm64" else None,
+        "arch": "aarch64" if runtime_cls.arch == "arm64" else platform.machine(), "cpu": cpu,
         "runtime": runtime_cls.name, "thresholds": {**asdict(tol)}, "passed": False, "status": "failed",
         "top1_agreement": None, "reference_accuracy": None, "artifact_accuracy": None, "max_abs_diff": None,
         "mean_abs_diff": None, "sqnr_db": None, "cosine": None, "samples": 0, "conversion_fidelity": None,
         "versions": {}, "export_tool_versions": dict(manifest.tool_versions), "checks": []}
     reason = runtime_cls.unavailable_reason()
+    if reason and runtime_cls.arch != HOST:  # asked for explicitly: say what to set up, never skip quietly
+        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")
     if reason:
-        static = getattr(runtime_cls, "static_checks", None)
-        checks = static(artifact, manifest) if static else []
+        checks = runtime_cls.static_checks(artifact, manifest)
         report.update(status="skipped", passed=all(c["passed"] for c in checks), skip_reason=reason,
                       static_checks=checks)
         return report
@@ -190,8 +156,9 @@ def check_parity(artifact: Path, data: Path | None = None, samples: int | None =
     ref_rt = TorchRuntime()
     ref_rt.load(artifact, manifest, threads=threads)
     ref = ref_rt.run(batch.images)
-    options = {"cpu": cpu or "cortex-a76"} if arch == "arm64" else {}
-    out = call_in_child(run_artifact, str(artifact), batch.images, arch, threads, timeout=CHILD_TIMEOUT, **options)
+    options = {"cpu": cpu} if cpu is not None else {}
+    out = call_in_child(run_artifact, str(artifact), manifest, batch.images, arch, threads, timeout=CHILD_TIMEOUT,
+                        **options)
     logits = out["logits"]
     metrics = compare_logits(ref, logits)
     metrics["reference_accuracy"] = _accuracy(ref, batch.labels)
@@ -201,8 +168,6 @@ def check_parity(artifact: Path, data: Path | None = None, samples: int | None =
     report.update(metrics, checks=checks, passed=passed, status="passed" if passed else "failed",
                   samples=len(batch), data=batch.source, runtime=out["runtime"], runtime_details=out["details"],
                   versions={**out["versions"], **ref_rt.versions(), "mnv2deploy": _own_version()},
-                  conversion_fidelity=conversion_fidelity(artifact, manifest, data, len(batch), batch.labels, logits))
-    if arch == "arm64":
-        report["cpu"] = out["details"].get("emulated_cpu", cpu)
+                  conversion_fidelity=conversion_fidelity(artifact, manifest, data, len(batch), batch.labels, logits),
+                  cpu=out["details"].get("emulated_cpu", cpu))
     return report
-

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Android tier prerequisites (idempotent): the Debian adb client, qemu-user for aarch64, and the arm64 apt
-# architecture that `apt-get download` needs to fetch the arm64 sysroot packages. The sysroot and aarch64 wheels
-# themselves are built on first use into the user cache (MNV2DEPLOY_CACHE if set), see mnv2deploy/android/emulated.py.
+# architecture that `apt-get download` needs to fetch the arm64 sysroot packages; then `mnv2deploy setup arm64` builds
+# the sysroot and aarch64 wheels into the user cache (MNV2DEPLOY_CACHE if set), see mnv2deploy/emulation.py.
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -19,6 +19,7 @@ fi
 if ! command -v adb >/dev/null 2>&1 || ! command -v qemu-aarch64-static >/dev/null 2>&1; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static adb
 fi
-# Build (or reuse) the emulation environment now so the tests' first use is not inside a timed test.
+# The aarch64 emulation environment (Debian arm64 packages + aarch64 wheels into the user cache): the explicit setup
+# step that `parity --arch arm64` and the Android tier need and never perform themselves.
 PY="${PYTHON:-.venv/bin/python}"
-"$PY" -c "from mnv2deploy.android.emulated import ensure_environment; print(ensure_environment())"
+"$PY" -m mnv2deploy setup arm64

@@ -70,7 +70,7 @@ def read_state(adb: Adb) -> dict[str, Any]:
     return state
 
 
-def _stats(counts: RunCounts) -> LatencyStats:
+def latency_stats(counts: RunCounts) -> LatencyStats:
     """benchmark_model prints count/min/max/avg/std only: percentiles are not available (NaN), never invented."""
     ms = 1e-3
     return LatencyStats(counts.count, _NAN, _NAN, _NAN, counts.avg_us * ms, counts.std_us * ms,
@@ -94,8 +94,11 @@ def run_android_bench(artifact: Path, manifest: Manifest, device: str, threads: 
                       warmup: int = 1, cores: str | None = None, runner: str | os.PathLike | None = None,
                       out: Path | None = None) -> BenchResult:
     if manifest.format != "tflite":
+        from ..targets import TARGETS
+
+        able = ", ".join(name for name, t in TARGETS.items() if t.format == "tflite")
         raise UsageError(f"Android bench runs .tflite artifacts, not {manifest.format}",
-                         "export with a tflite target (tflite-fp32, tflite-fp16, tflite-int8)")
+                         f"export with a tflite target ({able})")
     if runs < 1 or warmup < 1 or threads < 1:  # the output tells warm-up from timed runs only by their order
         raise UsageError(f"on Android runs, warmup and threads must be >= 1 (got {runs}, {warmup}, {threads})")
     server = Adb()
@@ -181,6 +184,6 @@ def _result(artifact: Path, manifest: Manifest, dev: AndroidDevice, tool: Runner
         runtime_version=version,
         device=DeviceInfo(kind="android", name=dev.serial, model=dev.model, emulated=emulated, details=details),
         threads=threads, delegate="xnnpack", init_ms=parsed.init_ms, first_inference_ms=first,
-        latency_ms=_stats(parsed.timed), peak_memory_bytes=parsed.peak_memory_bytes, memory=memory,
+        latency_ms=latency_stats(parsed.timed), peak_memory_bytes=parsed.peak_memory_bytes, memory=memory,
         warmup=parsed.warmup.count if parsed.warmup else 0, notes=tuple(notes),
         raw={"output": str(raw_file), "command": command, "warmup_avg_ms": warmup_ms})

@@ -11,12 +11,14 @@ import contextlib
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import UsageError
-from ..runtimes import check_threads
+from ..errors import MissingToolError, UsageError
+from ..manifest import Manifest
+from ..runtimes import check_threads, runtime_class
+from ..runtimes.base import Runtime
 from .result import BenchResult, DeviceInfo, LatencyStats
 
 RUNTIMES = ("auto", "torch")
@@ -30,6 +32,7 @@ VMHWM_RESET = "5"  # writing 5 to /proc/self/clear_refs resets VmHWM (peak RSS) 
 
 @dataclass(frozen=True)
 class HostBenchConfig:
+    """What a host bench run does; build it with ``for_format`` (validated once) and pass it down."""
     threads: int = 1
     runs: int = 100
     warmup: int = 10
@@ -38,7 +41,25 @@ class HostBenchConfig:
     runtime: str = "auto"  # "auto": the artifact's own runtime; "torch": the PyTorch eager reference it came from
     cores: tuple[int, ...] = ()  # CPUs to pin the child to (sched_setaffinity); () = no pinning
 
-    def validate(self, fmt: str) -> None:
+    @classmethod
+    def for_format(cls, fmt: str, **values: Any) -> "HostBenchConfig":
+        """A config for benchmarking an artifact of manifest format ``fmt``, every value checked once here;
+        UsageError naming the bad one."""
+        config = cls(**values)
+        config._validate(fmt)
+        return config
+
+    def runtime_class(self, fmt: str) -> type[Runtime]:
+        if self.runtime == "torch":
+            from ..runtimes.torch_eager import TorchRuntime
+
+            return TorchRuntime
+        return runtime_class(fmt)
+
+    def load_options(self, runtime_cls: type[Runtime]) -> dict[str, Any]:
+        return {"xnnpack": self.xnnpack} if "xnnpack" in runtime_cls.option_names else {}
+
+    def _validate(self, fmt: str) -> None:
         if self.runtime not in RUNTIMES:
             raise UsageError(f"--runtime {self.runtime!r} unknown", f"choose one of {', '.join(RUNTIMES)}")
         check_threads(self.threads)
@@ -46,7 +67,7 @@ class HostBenchConfig:
                                        ("batch", self.batch, 1, MAX_BATCH)):
             if not low <= value <= high:
                 raise UsageError(f"--{name} must be {low} to {high:,}, got {value}")
-        if not self.xnnpack and (self.runtime == "torch" or fmt != "tflite"):
+        if not self.xnnpack and "xnnpack" not in self.runtime_class(fmt).option_names:
             raise UsageError("--no-xnnpack applies to LiteRT (.tflite) only",
                              "drop --no-xnnpack, or bench a .tflite artifact with --runtime auto")
         usable = _usable_cpus()
@@ -182,30 +203,15 @@ def _input_batch(manifest: Any, batch: int) -> Any:
     return np.ascontiguousarray(np.concatenate([images] * reps)[:batch], dtype=np.float32)
 
 
-def measure_in_child(artifact: str, config: dict[str, Any]) -> dict[str, Any]:
+def measure_in_child(artifact: str, manifest: Manifest, cfg: HostBenchConfig) -> dict[str, Any]:
     """Top-level (picklable) for call_in_child: load, first inference, warm-up, timed runs, memory."""
-    cfg = HostBenchConfig(**{**config, "cores": tuple(config.get("cores", ()))})
     if cfg.cores:
         os.sched_setaffinity(0, cfg.cores)
     rss_start = _status_bytes("VmRSS")
-    from ..manifest import read_manifest
-    from ..runtimes import runtime_for
-
-    manifest = read_manifest(Path(artifact), verify=False)  # the parent verified the sha256
-    if cfg.runtime == "torch":
-        from ..runtimes.torch_eager import TorchRuntime
-
-        runtime_cls: Any = TorchRuntime
-        options: dict[str, Any] = {}
-    else:
-        runtime_cls = runtime_for(manifest)
-        options = {"xnnpack": cfg.xnnpack} if manifest.format == "tflite" else {}
+    runtime_cls = cfg.runtime_class(manifest.format)
     reason = runtime_cls.unavailable_reason()  # also imports the framework, so the baseline includes it
     if reason:
-        from ..errors import MissingToolError
-
-        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}",
-                               "install the runtime named above (pip install 'mnv2deploy[all]' has them all)")
+        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")  # the reason names the fix
     if cfg.runtime == "torch":
         import torch
 
@@ -217,7 +223,7 @@ def measure_in_child(artifact: str, config: dict[str, Any]) -> dict[str, Any]:
     peak_reset = _reset_peak()
     runtime = runtime_cls()
     t0 = time.perf_counter_ns()
-    runtime.load(Path(artifact), manifest, threads=cfg.threads, **options)
+    runtime.load(Path(artifact), manifest, threads=cfg.threads, **cfg.load_options(runtime_cls))
     t1 = time.perf_counter_ns()
     runtime.run(x)
     t2 = time.perf_counter_ns()
@@ -275,35 +281,32 @@ def _loaded(stats: LatencyStats, other: dict[str, float] | None) -> tuple[bool, 
     return bool(notes), notes
 
 
-def run_host_bench(artifact: str | os.PathLike, threads: int = 1, runs: int = 100, warmup: int = 10,
-                   batch: int = 1, xnnpack: bool = True, runtime: str = "auto", cores: tuple[int, ...] = (),
+def run_host_bench(artifact: str | os.PathLike, manifest: Manifest, config: HostBenchConfig,
                    timeout: float | None = None) -> BenchResult:
-    """Benchmark ``artifact`` on this CPU in a fresh child process; see the module docstring for what is timed."""
-    from ..manifest import read_manifest
+    """Benchmark ``artifact`` (its ``manifest`` read and verified by the caller) on this CPU in a fresh child process
+    with ``config`` (``HostBenchConfig.for_format``); see the module docstring for what is timed."""
     from ..runtimes.child import call_in_child
 
     artifact = Path(artifact)
-    manifest = read_manifest(artifact, verify=True)
-    cfg = HostBenchConfig(threads, runs, warmup, batch, xnnpack, runtime, tuple(cores))
-    cfg.validate(manifest.format)
+    threads, runs, warmup, batch, xnnpack = config.threads, config.runs, config.warmup, config.batch, config.xnnpack
     if timeout is None:
         timeout = 300 + (runs + warmup + 1) * batch * 5.0
     before = load_average()
     with thread_env(threads):
-        raw = call_in_child(measure_in_child, str(artifact), asdict(cfg), timeout=timeout)
+        raw = call_in_child(measure_in_child, str(artifact), manifest, config, timeout=timeout)
     after = load_average()
     stats = LatencyStats.from_samples([ns / 1e6 for ns in raw["samples_ns"]])
     loaded, busy_notes = _loaded(stats, raw["other_load"])
     peak, memory = _memory(raw["memory"])
     notes = list(busy_notes)
     precision = manifest.precision
-    if runtime == "torch":
+    if config.runtime == "torch":
         precision = "fp32"
         notes.insert(0, f"PyTorch eager: the fp32 reference model {manifest.target} was exported from, not the artifact")
     if batch > 1:
         notes.append(f"latency is per call of {batch} images")
     details = {**cpu_facts(), "load_average_before": before, "load_average_after": after,
-               "affinity": raw["affinity"], "pinned_cores": list(cores), "spread": stats.spread,
+               "affinity": raw["affinity"], "pinned_cores": list(config.cores), "spread": stats.spread,
                "other_load_during_runs": raw["other_load"],
                "runtime_details": raw["details"]}
     version = ", ".join(f"{k} {v}" for k, v in raw["versions"].items())

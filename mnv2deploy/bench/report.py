@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..cli.common import _clean as json_safe  # NaN (phone percentiles not reported) -> null, paths -> str
 from ..fileio import atomic_path, ensure_writable_dir, write_json_atomic
 from .result import BenchResult
 
@@ -119,5 +118,5 @@ def save_result(result: BenchResult, out: Path) -> dict[str, str]:
         title = (f"{Path(result.artifact).name} | {result.runtime} {result.delegate or ''} | "
                  f"{result.threads} thread(s) | {result.device.kind} {result.device.model or result.device.name}")
         written["histogram"] = str(write_histogram(samples, title, png_path))
-    write_json_atomic(json_path, json_safe({**result_json(result), "files": written}))
+    write_json_atomic(json_path, {**result_json(result), "files": written})
     return written

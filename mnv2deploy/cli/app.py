@@ -31,11 +31,18 @@ COMMANDS = {
     "memory": "memory:memory",
     "parity": "parity:parity",
     "run": "run:run",
+    "setup": "setup:setup",
 }
+
+# name -> "module:typer app" for command groups (`mnv2deploy farm devices`).
+GROUPS = {"farm": "farm:app"}
 
 for _name, _target in COMMANDS.items():
     _module, _func = _target.split(":")
     app.command(_name)(getattr(importlib.import_module(f"{__package__}.{_module}"), _func))
+for _name, _target in GROUPS.items():
+    _module, _attr = _target.split(":")
+    app.add_typer(getattr(importlib.import_module(f"{__package__}.{_module}"), _attr), name=_name)
 
 
 @app.callback()
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage_error(e), file=sys.stderr)
         return int(getattr(e, "exit_code", 2) or 2)
     except Mnv2Error as e:
-        command = next((a for a in argv if a in COMMANDS), None)
+        command = next((a for a in argv if a in COMMANDS or a in GROUPS), None)
         line = e.one_line()
         print(line.replace("mnv2deploy COMMAND", f"mnv2deploy {command}") if command else line, file=sys.stderr)
         return e.exit_code

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -15,6 +15,13 @@ from .common import JsonOpt, emit, note, status
 # Apple device ids: 40 hex (older UDIDs), 8-16 hex (newer UDIDs), or a CoreDevice UUID.
 APPLE_ID = re.compile(r"^([0-9a-fA-F]{40}|[0-9a-fA-F]{8}-[0-9a-fA-F]{16}|"
                       r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+
+
+def single_device(devices: List[str]) -> str:
+    """--device is repeatable for farm runs only; everywhere else it names one device."""
+    if len(devices) > 1:
+        raise UsageError("--device is repeatable only with --farm", "bench one device at a time, or add --farm aws")
+    return devices[0]
 
 
 def device_kind(device: str, artifact: Path) -> str:
@@ -28,8 +35,9 @@ def device_kind(device: str, artifact: Path) -> str:
 
 def bench(
     artifact: Path = typer.Argument(..., help="An exported artifact with its .manifest.json beside it."),
-    device: str = typer.Option("host", "--device", "-d",
-                               help="host (this CPU), an Android profile (pixel) or adb serial, iphone or a UDID."),
+    device: List[str] = typer.Option(["host"], "--device", "-d",
+                                     help="host (this CPU), an Android profile (pixel) or adb serial, iphone or a "
+                                          "UDID; with --farm a phone name (repeatable)."),
     threads: int = typer.Option(1, "--threads", min=1, help="Runtime threads (host and Android)."),
     runs: int = typer.Option(100, "--runs", min=1, help="Timed runs."),
     warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs before the timed ones."),
@@ -42,12 +50,41 @@ def bench(
     runner: Optional[Path] = typer.Option(None, "--runner", help="Android: a benchmark_model binary to push."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (or FILE.json) for the JSON result and a "
                                                                  "latency histogram PNG."),
+    farm: Optional[str] = typer.Option(None, "--farm", help="Run on hosted phones: aws (AWS Device Farm; "
+                                                            "docs/farm.md)."),
+    project: Optional[str] = typer.Option(None, "--project", help="Farm project name or ARN (default mnv2deploy)."),
+    timeout_minutes: Optional[int] = typer.Option(None, "--timeout-minutes", help="Farm job timeout per phone "
+                                                                                  "(default 30)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Farm: print the plan; no credentials, no network."),
+    app: Optional[Path] = typer.Option(None, "--app", help="Farm: the app upload (.apk/.ipa; default: LiteRT's "
+                                                           "benchmark APK from the cache)."),
+    xctestrun: Optional[Path] = typer.Option(None, "--xctestrun", help="Farm, .mlpackage: the .xctestrun zip "
+                                                                       "built from ios_bench/ on a Mac."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Latency statistics (p50/p90/p99, mean, trimmed mean), init and first-inference time, peak memory."""
     from ..bench.report import render_result, save_result
     from ..manifest import read_manifest
 
+    farm_only = [name for name, given in (("--project", project is not None), ("--dry-run", dry_run),
+                                          ("--timeout-minutes", timeout_minutes is not None),
+                                          ("--app", app is not None), ("--xctestrun", xctestrun is not None)) if given]
+    if farm is not None:
+        from .farm import farm_bench
+
+        not_farm = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),
+                                             ("--runtime", runtime != "auto"), ("--cores", bool(cores))) if given]
+        if not_farm:
+            raise UsageError(f"{', '.join(not_farm)} do not apply to farm runs",
+                             "drop them (the farm pins to the big cores where the phone allows it)")
+        if device == ["host"]:
+            raise UsageError("--farm needs --device NAME (repeatable)", "`mnv2deploy farm devices` lists the phones")
+        return farm_bench(farm, artifact, dry_run, as_json, out, devices=tuple(device), threads=threads, runs=runs,
+                          warmup=warmup, project=project, timeout_minutes=timeout_minutes or 30, runner=runner,
+                          app=app, xctestrun=xctestrun)
+    if farm_only:
+        raise UsageError(f"{', '.join(farm_only)} only apply with --farm", "add --farm aws, or drop them")
+    device = single_device(device)
     kind = device_kind(device, artifact)
     if kind != "host":
         host_only = [name for name, given in (("--batch", batch != 1), ("--no-xnnpack", no_xnnpack),
@@ -59,7 +96,7 @@ def bench(
         raise UsageError("--runner only applies to Android devices", "drop --runner")
     if kind == "ios" and cores:
         raise UsageError("--cores does not apply to iPhones", "drop --cores")
-    manifest = read_manifest(artifact, verify=True)
+    manifest = read_manifest(artifact, verify=True)  # the one read and sha256 check of this command
     if out is not None:
         from ..bench.report import output_folder
         from ..fileio import ensure_writable_dir
@@ -69,15 +106,14 @@ def bench(
         from ..android.bench import parse_cores  # one CPU-list syntax for host and phone
         from ..bench.host import HostBenchConfig
 
-        config = HostBenchConfig(threads, runs, warmup, batch, not no_xnnpack, runtime, parse_cores(cores))
-        config.validate(manifest.format)
+        config = HostBenchConfig.for_format(manifest.format, threads=threads, runs=runs, warmup=warmup, batch=batch,
+                                            xnnpack=not no_xnnpack, runtime=runtime, cores=parse_cores(cores))
     with status(f"benchmarking {artifact.name} on {device}"):
         if kind == "host":
             from ..bench.host import run_host_bench
 
             note(f"bench {artifact.name} on host: {warmup} warm-up + {runs} runs, {threads} thread(s)")
-            result = run_host_bench(artifact, threads=threads, runs=runs, warmup=warmup, batch=batch,
-                                    xnnpack=not no_xnnpack, runtime=runtime, cores=parse_cores(cores))
+            result = run_host_bench(artifact, manifest, config)
         elif kind == "ios":
             from ..ios.bench import run_ios_bench
 

@@ -4,14 +4,15 @@ progress and errors on stderr."""
 from __future__ import annotations
 
 import contextlib
-import sys
 import json
-import math
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
+
+from ..fileio import json_safe
 
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 stderr = Console(stderr=True, highlight=False)
@@ -20,25 +21,10 @@ debug = False  # set per invocation by the root callback (--debug): converters' 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables.")
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe: paths to str, NaN/inf to null, tuples to lists, numpy scalars to Python."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def emit(result: dict[str, Any], as_json: bool, render: Callable[[Console], None]) -> None:
     """Print ``result`` as JSON on stdout, or let ``render`` draw it for people."""
     if as_json:
-        print(json.dumps(_clean(result)))
+        print(json.dumps(json_safe(result)))
     else:
         render(stdout)
 

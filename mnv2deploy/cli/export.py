@@ -23,51 +23,20 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def plan_targets(target: str) -> tuple[list[str], list[dict[str, str]]]:
-    """The targets to export and the ones skipped (``all`` only) with why."""
-    from ..targets import get_target
-
-    if target != "all":
-        reason = get_target(target).unavailable_reason()
-        if reason:
-            from ..errors import MissingToolError
-
-            raise MissingToolError(f"target {target} cannot export here: {reason}",
-                                   "install what it names, or choose another --target")
-        return [target], []
-    chosen, skipped = [], []
-    for name in available_targets():
-        reason = get_target(name).unavailable_reason()
-        if reason:
-            skipped.append({"target": name, "reason": reason})
-        else:
-            chosen.append(name)
-    return chosen, skipped
-
-
-def target_options(name: str) -> tuple[str, ...]:
-    """The ``--option`` names a target takes (``option_names`` on the target class; none if it has no such list)."""
-    from ..targets import get_target
-
-    return tuple(getattr(get_target(name), "option_names", ()))
-
-
 def options_help() -> str:
-    per_target = [f"{n}: {', '.join(o.replace('_', '-') for o in target_options(n))}"
-                  for n in available_targets() if target_options(n)]
+    from ..targets.base import option_label
+    from ..targets.plan import known_options
+
+    per_target = [f"{n}: {', '.join(map(option_label, opts))}" for n, opts in known_options().items()]
     return ("Target-specific KEY=VALUE (repeatable), e.g. precision=fp32. "
             + ("; ".join(per_target) + " (values: docs/ios.md)." if per_target else ""))
 
 
-def check_option_names(options: dict[str, Any]) -> None:
-    """An option no registered target knows is a typo: a usage error, even with ``--target all``."""
-    from ..targets._common import option_key
+def dynamic_batch_help() -> str:
+    from ..targets import TARGETS
 
-    known = {o for n in available_targets() for o in target_options(n)}
-    unknown = sorted(k for k in options if option_key(k) not in known)
-    if unknown:
-        raise UsageError(f"no target has option {', '.join(unknown)}",
-                         f"options: {', '.join(sorted(o.replace('_', '-') for o in known)) or 'none'}")
+    able = ", ".join(n for n, t in TARGETS.items() if t.supports_dynamic_batch)
+    return f"Dynamic batch dimension ({able} only)."
 
 
 def export(
@@ -82,13 +51,14 @@ def export(
                                                                "(default: the embedded calibration set)."),
     calib_samples: int = typer.Option(200, "--calib-samples", min=1, help="Calibration images to use."),
     split: int = typer.Option(1, "--split", min=1, help="Channel groups per inverted residual (1 = plain model)."),
-    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Dynamic batch dimension (onnx targets only)."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help=dynamic_batch_help()),
     option: List[str] = typer.Option([], "--option", help=options_help()),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export MobileNetV2 to deployment formats, each with a manifest (hashes, tensors, preprocessing, versions)."""
     from ..targets import get_target
     from ..targets.base import ExportRequest
+    from ..targets.plan import accepting, check_option_names, plan_targets
     from ..weights import load_reference, resolve_weights
 
     names, skipped = plan_targets(target)
@@ -99,10 +69,11 @@ def export(
     request = ExportRequest(reference=reference, resolution=resolution or spec.contract.resolution, out_dir=out,
                             calib=calib, calib_samples=calib_samples, split=split, dynamic_batch=dynamic_batch,
                             options=options)
+    if target == "all":
+        names, refused = accepting(names, request)
+        skipped += refused
     for s in skipped:
         note(f"skipping {s['target']}: {s['reason']}")
-    if target == "all" and (dynamic_batch or options):
-        names = [n for n in names if _accepts(n, request, skipped)]
     results = []
     for name in names:
         with status(f"exporting {name}"), library_output():  # converters print pages of MLIR timings, absl
@@ -124,21 +95,3 @@ def export(
         emit({"artifacts": results, "skipped": skipped}, as_json, render)
     else:
         emit(results[0], as_json, render)
-
-
-def _accepts(name: str, request: Any, skipped: list[dict[str, str]]) -> bool:
-    """With ``all``, a target that rejects the given options is skipped with the reason instead of failing."""
-    from ..targets._common import option_key
-
-    reason = None
-    if request.dynamic_batch and not name.startswith("onnx"):
-        reason = "no --dynamic-batch support"
-    else:
-        unknown = [k for k in request.options if option_key(k) not in target_options(name)]
-        if unknown:
-            reason = f"no option {', '.join(unknown)}"
-    if reason:
-        skipped.append({"target": name, "reason": reason})
-        note(f"skipping {name}: {reason}")
-        return False
-    return True

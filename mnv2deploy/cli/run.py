@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import CheckFailedError
-from .common import JsonOpt, _clean, converter_output, emit, note
+from .common import JsonOpt, converter_output, emit, note
 
 
 def run(
@@ -47,7 +47,7 @@ def run(
     if chart:
         files["chart"] = str(chart)
     report["files"] = files
-    write_json_atomic(out / "report.json", _clean(report))
+    write_json_atomic(out / "report.json", report)
     write_text_atomic(out / "report.md", render_markdown(report, chart.name if chart else None))
     note(f"wrote {out / 'report.md'} and {out / 'report.json'}")
 

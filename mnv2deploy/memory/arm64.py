@@ -1,7 +1,7 @@
 """`memory ARTIFACT --arch arm64`: the same measurements made by LiteRT's aarch64 kernels, under qemu.
 
 ``litert_probe.py`` runs as a script under the emulated tier's aarch64 Python with the aarch64 ai-edge-litert
-wheel (``android.emulated``): one fresh process for the builtin-kernel inspection and one per footprint, so
+wheel (``mnv2deploy.emulation``): one fresh process for the builtin-kernel inspection and one per footprint, so
 each starts from a clean heap. Memory, unlike time, is deterministic: the addresses LiteRT's aarch64 planner
 hands out and the bytes its kernels allocate are what a phone with the same LiteRT and kernels allocates; qemu
 translates instructions, not malloc. The host's own figures are measured beside them, so a difference between
@@ -23,10 +23,10 @@ PROBE = Path(__file__).with_name("litert_probe.py")
 
 def run_probe(args: list[str], cpu: str, root: Path | None = None, timeout: float = CHILD_TIMEOUT) -> dict[str, Any]:
     """``litert_probe.py ARGS`` under qemu-aarch64 (``cpu``): its JSON object, or a typed error."""
-    from ..android.emulated import ensure_environment, python_command, python_env
+    from ..emulation import environment, python_command, python_env
 
-    cmd = python_command(cpu, root)  # validates the CPU, needs qemu (MissingToolError, exit 4)
-    root = root or ensure_environment()
+    cmd = python_command(cpu, root)  # validates the CPU; qemu and the set-up environment or MissingToolError (exit 4)
+    root = root or environment()
     name = Path(args[1]).name if len(args) > 1 else "probe"
     try:
         proc = subprocess.run(cmd + [str(PROBE), *args], capture_output=True, text=True, env=python_env(root),
@@ -89,7 +89,7 @@ def scratch_differences(arm: list[dict[str, Any]], host: list[dict[str, Any]]) -
 def analyze_arm64(path: Path, xnnpack: bool = True, cpu: str = "cortex-a76", host: bool = True,
                   root: Path | None = None) -> MemoryReport:
     """Graph, builtin arena and footprints from the aarch64 kernels (and, with ``host``, x86's beside them)."""
-    from ..android.emulated import LITERT_VERSION, QEMU
+    from ..emulation import LITERT_VERSION, QEMU
     from .lifetimes import analyze_lifetimes
     from .tflite_graph import graph_from_inspection
 
@@ -110,19 +110,6 @@ def analyze_arm64(path: Path, xnnpack: bool = True, cpu: str = "cortex-a76", hos
     return MemoryReport(path, graph, analyze_lifetimes(graph), inspection["arena_bytes"], ARENA_METHOD,
                         measurements, manifest_model(path), arch=inspection.get("machine") or "aarch64",
                         emulated=emulated)
-
-
-def arm64_unavailable() -> str | None:
-    """Why the emulated arm64 tier cannot run here without building anything, or None when it is set up."""
-    import shutil
-
-    from ..android.emulated import QEMU, STAMP, emulation_dir
-
-    if not shutil.which(QEMU):
-        return f"{QEMU} is not installed (scripts/ci_android_setup.sh)"
-    if not (emulation_dir() / STAMP).is_file():
-        return f"the aarch64 environment is not built ({emulation_dir()}; any --arch arm64 command builds it)"
-    return None
 
 
 def arm64_arena(path: Path, cpu: str = "cortex-a76") -> dict[str, Any]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BadArtifactError, MissingToolError
+from ..errors import BadArtifactError, MissingToolError, install_hint
 from .graph import Graph, OpInfo, TensorInfo, block_of
 
-INSTALL_HINT = "pip install 'mnv2deploy[onnx]'"
+INSTALL_HINT = install_hint("onnx")
 
 
 def _scope(node) -> str:

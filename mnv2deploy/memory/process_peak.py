@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import install_hint
+
 
 def probe_tflite(path: str, kernels: str) -> dict[str, Any]:
     """Child-side: heap and peak-RSS growth while LiteRT runs ``path`` with ``kernels`` (litert_probe.KERNELS)."""
@@ -31,7 +33,7 @@ def probe_onnx(path: str) -> dict[str, Any]:
     except ImportError:
         from ..errors import MissingToolError
 
-        raise MissingToolError("onnxruntime is not installed", "pip install 'mnv2deploy[onnx]'") from None
+        raise MissingToolError("onnxruntime is not installed", install_hint("onnx")) from None
     opts = ort.SessionOptions()
     opts.enable_cpu_mem_arena = False
     opts.intra_op_num_threads = 1

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadArtifactError, MissingToolError
+from ..errors import BadArtifactError, MissingToolError, install_hint
 from .graph import Graph, OpInfo, TensorInfo, block_of
 
-INSTALL_HINT = "pip install 'mnv2deploy[tflite]' (ai-edge-litert)"
+INSTALL_HINT = install_hint("tflite")
 
 
 def typed_probe_call(func, path: str, *args: Any) -> Any:

@@ -1,5 +1,6 @@
-"""Runtimes by manifest format (and target CPU architecture); imported lazily so a missing framework only
-matters for the artifacts that need it."""
+"""Runtimes by manifest format and CPU architecture, each declaring what it runs (``formats``, ``arch``); adding one is
+a module and a line in ``_register``. The runtime modules import their frameworks lazily, so a missing framework
+only matters for the artifacts that need it."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from typing import Any
 
 from ..errors import UsageError
 from ..manifest import Manifest
+from .base import HOST, Runtime
 
-# (format, arch) -> "module:Class"
-RUNTIMES = {
-    ("onnx", "x86_64"): "mnv2deploy.runtimes.ort:OrtRuntime",
-    ("tflite", "x86_64"): "mnv2deploy.runtimes.litert:LiteRtRuntime",
-    ("mlpackage", "x86_64"): "mnv2deploy.runtimes.coreml:CoreMLRuntime",
-    ("tflite", "arm64"): "mnv2deploy.android.emulated:EmulatedArm64LiteRtRuntime",
-}
-ARCHES = ("x86_64", "arm64")
+RUNTIMES: dict[tuple[str, str], type[Runtime]] = {}  # (format, arch) -> runtime class
 MAX_THREADS = 256
+
+
+def _register(module: str, cls: str) -> None:
+    runtime = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    for fmt in runtime.formats:
+        RUNTIMES[(fmt, runtime.arch)] = runtime
+
+
+_register("ort", "OrtRuntime")
+_register("litert", "LiteRtRuntime")
+_register("coreml", "CoreMLRuntime")
+_register("litert_arm64", "EmulatedArm64LiteRtRuntime")
+
+ARCHES = tuple(dict.fromkeys([HOST, *(arch for _, arch in RUNTIMES)]))
 
 
 def check_threads(threads: int | None) -> None:
@@ -30,28 +39,25 @@ def check_threads(threads: int | None) -> None:
                          f"this machine has {os.cpu_count() or '?'} CPUs")
 
 
-def runtime_class(fmt: str, arch: str = "x86_64") -> type:
+def runtime_class(fmt: str, arch: str = HOST) -> type[Runtime]:
     if arch not in ARCHES:
         raise UsageError(f"arch {arch!r} unknown", f"choose one of {', '.join(ARCHES)}")
-    key = (fmt, arch)
-    if key not in RUNTIMES:
+    try:
+        return RUNTIMES[(fmt, arch)]
+    except KeyError:
         valid = ", ".join(f for f, a in RUNTIMES if a == arch)
-        raise UsageError(f"no {arch} runtime for {fmt} artifacts", f"{arch} runs: {valid}")
-    module, cls = RUNTIMES[key].split(":")
-    return getattr(importlib.import_module(module), cls)
+        raise UsageError(f"no {arch} runtime for {fmt} artifacts", f"{arch} runs: {valid}") from None
 
 
-def runtime_for(manifest: Manifest, arch: str = "x86_64") -> type:
-    """The Runtime class that runs this manifest's artifact on ``arch`` (arm64 = emulated aarch64 LiteRT)."""
+def runtime_for(manifest: Manifest, arch: str = HOST) -> type[Runtime]:
+    """The Runtime class that runs this manifest's artifact on ``arch`` (arm64 = emulated aarch64)."""
     return runtime_class(manifest.format, arch)
 
 
-def run_artifact(artifact: str, images: Any, arch: str = "x86_64", threads: int | None = None,
+def run_artifact(artifact: str, manifest: Manifest, images: Any, arch: str = HOST, threads: int | None = None,
                  **options: Any) -> dict[str, Any]:
-    """Load and run an artifact (top-level, so call_in_child can run it in a fresh process)."""
-    from ..manifest import read_manifest
-
-    manifest = read_manifest(Path(artifact), verify=False)  # the parent verified the sha256 already
+    """Load and run an artifact whose manifest the caller has read and verified (top-level, so call_in_child can
+    run it in a fresh process)."""
     runtime = runtime_for(manifest, arch)()
     runtime.load(Path(artifact), manifest, threads=threads, **options)
     logits = runtime.run(images)

@@ -15,23 +15,26 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import BadArtifactError, MissingToolError, PlatformError, UsageError
+from ..errors import BadArtifactError, MissingToolError, PlatformError, UsageError, install_hint
 from ..manifest import Manifest
+from ..tolerance import tolerance_for
+from .base import Runtime
 
 COMPUTE_UNITS = {"cpuOnly": "CPU_ONLY", "cpuAndGPU": "CPU_AND_GPU", "all": "ALL", "cpuAndNeuralEngine": "CPU_AND_NE"}
 SPEC_TO_IOS = {7: "iOS16", 8: "iOS17", 9: "iOS18"}
 MIN_SPEC_VERSION = 7  # iOS 16
 INT8_WEIGHT_OPS = ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale")
-QUANTIZED_PRECISION = "int8"  # the quantized torch model is judged by parity's int8 Tolerance (parity.TOLERANCES)
+QUANTIZED_PRECISION = "int8"  # the quantized torch model is judged by parity's int8 Tolerance (tolerance.TOLERANCES)
 
 
 def _check(name: str, passed: bool, detail: str) -> dict[str, Any]:
     return {"name": name, "passed": bool(passed), "detail": detail}
 
 
-class CoreMLRuntime:
+class CoreMLRuntime(Runtime):
     name: ClassVar[str] = "coreml"
     formats: ClassVar[tuple[str, ...]] = ("mlpackage",)
+    option_names: ClassVar[tuple[str, ...]] = ("compute_units",)
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -45,7 +48,7 @@ class CoreMLRuntime:
         try:
             import coremltools  # noqa: F401
         except ImportError:
-            return "coremltools is not installed (pip install 'mnv2deploy[coreml]')"
+            return f"coremltools is not installed ({install_hint('coreml')})"
         return None
 
     # ---- running (macOS only) ----
@@ -114,7 +117,7 @@ def load_spec_and_program(artifact: Path) -> tuple[Any, Any]:
         import coremltools as ct
         from coremltools.converters.mil.frontend.milproto.load import load as load_mil
     except ImportError:
-        raise MissingToolError("coremltools is not installed", "pip install 'mnv2deploy[coreml]'") from None
+        raise MissingToolError("coremltools is not installed", install_hint("coreml")) from None
     from google.protobuf.message import DecodeError
 
     # Measured on damaged packages: DecodeError (model.mlmodel), RuntimeError (Manifest.json, missing weight.bin),
@@ -217,11 +220,9 @@ def check_activations(program: Any) -> dict[str, Any]:
 
 def check_quantized_accuracy(manifest: Manifest) -> dict[str, Any]:
     """The quantized torch model that was converted, against the float one on the images recorded at export,
-    judged by the same int8 Tolerance parity applies to an artifact (``mnv2deploy.parity.TOLERANCES``): top-1
+    judged by the same int8 Tolerance parity applies to an artifact (``mnv2deploy.tolerance.TOLERANCES``): top-1
     agreement with float, and the accuracy drop in points when the images have labels. On Linux this is the
     closest check there is to Core ML parity; ``--max-drop``/``--min-agreement`` do not reach it."""
-    from ..parity import tolerance_for
-
     tol = tolerance_for(QUANTIZED_PRECISION)
     name = "quantized torch model accuracy"
     q = manifest.extra.get("quantized_torch")

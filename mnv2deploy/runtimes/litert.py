@@ -7,13 +7,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import BadArtifactError, MissingToolError, UsageError
+from ..errors import BadArtifactError, MissingToolError, UsageError, install_hint
 from ..manifest import Manifest, TensorSpec
+from .base import Runtime
 from .edges import check_shape, from_model_output, run_batched, to_model_input
 
-__all__ = ["LiteRtRuntime", "to_model_input", "from_model_output"]
-
-HINT = "pip install ai-edge-litert"
+HINT = install_hint("tflite")
 
 
 def _interpreter_module():
@@ -24,9 +23,10 @@ def _interpreter_module():
     return interpreter
 
 
-class LiteRtRuntime:
+class LiteRtRuntime(Runtime):
     name: ClassVar[str] = "litert"
     formats: ClassVar[tuple[str, ...]] = ("tflite",)
+    option_names: ClassVar[tuple[str, ...]] = ("xnnpack",)
 
     def __init__(self) -> None:
         self._interp: Any = None

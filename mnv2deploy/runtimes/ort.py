@@ -7,11 +7,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import BadArtifactError, MissingToolError, UsageError
+from ..errors import BadArtifactError, MissingToolError, UsageError, install_hint
 from ..manifest import Manifest
+from .base import Runtime
 from .edges import check_shape, from_model_output, run_batched, to_model_input
 
-HINT = "pip install onnxruntime"
+HINT = install_hint("onnx")
 
 
 def _ort():
@@ -44,7 +45,7 @@ def _session_config(manifest: Manifest) -> dict[str, str]:
     return {str(k): str(v) for k, v in config.items()}
 
 
-class OrtRuntime:
+class OrtRuntime(Runtime):
     name: ClassVar[str] = "onnxruntime"
     formats: ClassVar[tuple[str, ...]] = ("onnx",)
 

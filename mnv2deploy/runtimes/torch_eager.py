@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import BadWeightsError, UsageError
 from ..manifest import Manifest
+from .base import Runtime
 
 CHUNK = 32
 
@@ -35,7 +36,7 @@ def reference_from_manifest(manifest: Manifest):
     return ref
 
 
-class TorchRuntime:
+class TorchRuntime(Runtime):
     name: ClassVar[str] = "torch"
     formats: ClassVar[tuple[str, ...]] = ()  # runs the reference of any artifact, not an artifact file
 

@@ -1,4 +1,5 @@
-"""Export targets by name: adding a target is one module and one line in ``_register``."""
+"""Export targets by name: adding a target is one module and one line in ``_register``; the CLI, the main job and
+the tests take names, options and capabilities from here (``targets/plan.py`` decides which run)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,20 @@
-"""Pieces every export target shares: the torch model to convert, artifact names, calibration batches,
-reading the manifest facts, and the atomic write of artifact + manifest."""
+"""Pieces every export target shares: the torch model to convert, artifact names, calibration batches, option
+values, and publishing the artifact together with its manifest."""
 
 from __future__ import annotations
 
 import copy
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..data import Batch, load_dataset
 from ..errors import BadDataError, MissingToolError, UsageError
-from ..fileio import atomic_path, discard, sha256_file, staged_path
-from ..manifest import Manifest, TensorSpec, publish_with_manifest, tool_versions, write_manifest
-from .base import ExportRequest, ExportResult
+from ..fileio import atomic_path, discard, sha256_file
+from ..manifest import Manifest, publish_with_manifest, tool_versions
+from .base import Converted, ExportRequest, ExportResult, Target
 
 OUTPUT_NAME = "logits"
 INPUT_NAME = "input"
@@ -59,34 +58,6 @@ def require(module: str, hint: str) -> Any:
         raise MissingToolError(f"{module} is not installed", hint) from None
 
 
-def missing(modules: tuple[str, ...], hint: str) -> str | None:
-    import importlib.util
-
-    for m in modules:
-        if importlib.util.find_spec(m) is None:
-            return f"{m} is not installed ({hint})"
-    return None
-
-
-def option_key(name: str) -> str:
-    """``input-type`` (as typed after --option) and ``input_type`` are the same option."""
-    return name.strip().replace("-", "_")
-
-
-def check_options(request: ExportRequest, target: str, allowed: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The request's ``--option`` values keyed by ``option_key``; an option the target does not have is a
-    UsageError naming the ones it has (as typed: ``input-type``)."""
-    given = {option_key(k): v for k, v in request.options.items() if v is not None}
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        shown = ", ".join(a.replace("_", "-") for a in allowed)
-        raise UsageError(f"target {target} has no option {', '.join(u.replace('_', '-') for u in unknown)}",
-                         f"its options are {shown}" if allowed else f"{target} takes no extra options")
-    if request.split < 1:
-        raise UsageError(f"--split must be at least 1, got {request.split}")
-    return given
-
-
 def choose(target: str, option: str, value: Any, choices: tuple[str, ...]) -> str:
     """``value`` (case-insensitive) if it is one of ``choices``, else a UsageError listing them."""
     v = str(value).strip().lower()
@@ -106,11 +77,6 @@ def whole_number(target: str, option: str, value: Any, minimum: int = 1) -> int:
     return n
 
 
-def no_dynamic_batch(request: ExportRequest, target: str) -> None:
-    if request.dynamic_batch:
-        raise UsageError(f"{target} exports batch 1 only", "--dynamic-batch works with: onnx, onnx-int8")
-
-
 def calibration_batch(request: ExportRequest) -> tuple[Batch, str]:
     """Real images for calibration: ``--calib DIR`` or the embedded calibration set; empty -> BadDataError."""
     if request.calib_samples < 1:
@@ -124,22 +90,6 @@ def calibration_batch(request: ExportRequest) -> tuple[Batch, str]:
     return batch, source
 
 
-_STAGED: dict[Path, Path] = {}  # final artifact path -> its staged copy, waiting for finish()
-
-
-@contextmanager
-def atomic_artifact(final: Path) -> Iterator[Path]:
-    """Where to write the artifact: its own name in a hidden staging folder beside ``final`` (converters look at
-    the suffix). Nothing is published here: ``finish`` publishes the artifact and its manifest together."""
-    final = Path(final)
-    leftover = _STAGED.pop(final, None)  # a previous attempt in this process that never reached finish()
-    if leftover is not None:
-        discard(leftover)
-    with staged_path(final) as tmp:
-        yield tmp
-    _STAGED[final] = tmp
-
-
 def artifact_size(path: Path) -> int:
     """Bytes of a file, or of every file in a package directory (.mlpackage)."""
     path = Path(path)
@@ -148,26 +98,25 @@ def artifact_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def finish(target: Any, request: ExportRequest, path: Path, inputs: tuple[TensorSpec, ...],
-           outputs: tuple[TensorSpec, ...], options: dict[str, Any], extra: dict[str, Any],
-           tools: tuple[str, ...], started: float, precision: str | None = None) -> ExportResult:
-    """Publish the staged artifact and its manifest as one pair (fileio's folder lock) and build the result.
-
-    ``precision`` overrides the target's default when an option chose it (``coreml --option precision=fp32``)."""
+def publish(target: Target, request: ExportRequest, converted: Converted, started: float) -> ExportResult:
+    """Publish the staged artifact and its manifest as one pair (fileio's folder lock) and build the result."""
     spec = request.reference.spec
-    staged = _STAGED.pop(Path(path), None)
-    manifest = Manifest(
-        target=target.name, format=target.format, precision=precision or target.precision, artifact=path.name,
-        artifact_sha256=sha256_file(staged or path), inputs=inputs, outputs=outputs,
-        preprocessing=spec.contract.at_resolution(request.resolution),
-        model={"name": "mobilenet_v2", "width_mult": spec.width_mult, "num_classes": spec.num_classes,
-               "resolution": request.resolution, "split": request.split},
-        weights={**spec.to_dict(), "sha256": request.reference.weights_sha256},
-        export_options={"dynamic_batch": request.dynamic_batch, "split": request.split, **options},
-        tool_versions=tool_versions("torch", *tools), extra=extra)
-    manifest_file = publish_with_manifest(staged, path, manifest) if staged else write_manifest(path, manifest)
-    return ExportResult(target.name, path, manifest_file, manifest, time.perf_counter() - started,
-                        artifact_size(path))
+    try:
+        manifest = Manifest(
+            target=target.name, format=target.format, precision=converted.precision or target.precision,
+            artifact=converted.artifact.name, artifact_sha256=sha256_file(converted.staged), inputs=converted.inputs,
+            outputs=converted.outputs, preprocessing=spec.contract.at_resolution(request.resolution),
+            model={"name": "mobilenet_v2", "width_mult": spec.width_mult, "num_classes": spec.num_classes,
+                   "resolution": request.resolution, "split": request.split},
+            weights={**spec.to_dict(), "sha256": request.reference.weights_sha256},
+            export_options={"dynamic_batch": request.dynamic_batch, "split": request.split, **converted.options},
+            tool_versions=tool_versions("torch", *target.tools), extra=converted.extra)
+    except BaseException:
+        discard(converted.staged)
+        raise
+    manifest_file = publish_with_manifest(converted.staged, converted.artifact, manifest)
+    return ExportResult(target.name, converted.artifact, manifest_file, manifest, time.perf_counter() - started,
+                        artifact_size(converted.artifact))
 
 
 def torch_logits(model: Any, images: np.ndarray, chunk: int = 64) -> np.ndarray:
@@ -184,9 +133,3 @@ def save_npz_atomic(final: Path, **arrays: np.ndarray) -> None:
     with atomic_path(final) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t

@@ -13,22 +13,23 @@ Core ML cannot run on Linux; conversion can.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..contract import InputContract
+from ..errors import install_hint
 from ..manifest import TensorSpec
+from ..fileio import staged_path
 from . import _common as c
-from .base import ExportRequest, ExportResult
+from .base import Converted, ExportRequest, Target
 
 PRECISIONS = ("fp16", "fp32")
 INPUT_TYPES = ("image", "tensor")
 ACTIVATIONS = ("float", "int8")
 CHOICES = {"precision": PRECISIONS, "input_type": INPUT_TYPES, "activations": ACTIVATIONS}
-HINT = "pip install 'mnv2deploy[coreml]' (coremltools==9.0)"
+HINT = install_hint("coreml")
 TOOLS = ("coremltools",)
 IMAGE_INPUT, TENSOR_INPUT, OUTPUT = "image", c.INPUT_NAME, c.OUTPUT_NAME
 METADATA_PREFIX = "mnv2deploy."
@@ -46,7 +47,7 @@ class CoremlOptions:
 
     @classmethod
     def parse(cls, given: dict[str, Any], target: str) -> "CoremlOptions":
-        """Values of ``given`` (as ``_common.check_options`` returns them: names already checked) validated;
+        """Values of ``given`` (as ``Target.given_options`` returns them: names already checked) validated;
         a value that is not one of the choices is a UsageError listing them."""
         values: dict[str, Any] = {}
         for name, value in given.items():
@@ -173,37 +174,33 @@ def tensor_specs(request: ExportRequest, plan: InputPlan) -> tuple[tuple[TensorS
     return (inp,), (TensorSpec(OUTPUT, (1, request.reference.spec.num_classes), "float32", "NC"),)
 
 
-def write_package(target: Any, request: ExportRequest, mlmodel: Any, plan: InputPlan, tag: str, precision: str,
-                  options: dict[str, Any], extra: dict[str, Any], started: float) -> ExportResult:
-    """The package as ``{model}.{tag}.mlpackage``, written and published with its manifest like every target's
-    artifact (``_common.atomic_artifact`` + ``_common.finish``)."""
+def write_package(target: Target, request: ExportRequest, mlmodel: Any, plan: InputPlan, tag: str, precision: str,
+                  options: dict[str, Any], extra: dict[str, Any]) -> Converted:
+    """The package staged as ``{model}.{tag}.mlpackage``; ``Target.export`` publishes it with its manifest."""
     path = c.artifact_path(request, tag, target.suffix)
-    with c.atomic_artifact(path) as staged:  # the staged name ends in .mlpackage, which coremltools insists on
+    with staged_path(path) as staged:  # the staged name ends in .mlpackage, which coremltools insists on
         mlmodel.save(str(staged))
     inputs, outputs = tensor_specs(request, plan)
-    return c.finish(target, request, path, inputs, outputs, options, {"coreml_input": plan.to_dict(), **extra},
-                    TOOLS, started, precision=precision)
+    return Converted(path, staged, inputs, outputs, options, {"coreml_input": plan.to_dict(), **extra}, precision)
 
 
-class CoremlTarget:
+class CoremlTarget(Target):
     name: ClassVar[str] = "coreml"
     format: ClassVar[str] = "mlpackage"
     precision: ClassVar[str] = "fp16"  # the default; --option precision=fp32 changes it
     suffix: ClassVar[str] = ".mlpackage"
+    extra: ClassVar[str] = "coreml"
+    requires: ClassVar[tuple[str, ...]] = ("coremltools",)
+    tools: ClassVar[tuple[str, ...]] = TOOLS
     option_names: ClassVar[tuple[str, ...]] = ("precision", "input_type")
     deployment: ClassVar[str] = "iOS16"
 
-    def unavailable_reason(self) -> str | None:
-        return c.missing(("coremltools",), HINT)
-
     def parse_options(self, request: ExportRequest) -> CoremlOptions:
-        opts = CoremlOptions.parse(c.check_options(request, self.name, self.option_names), self.name)
-        c.no_dynamic_batch(request, self.name)
+        opts = CoremlOptions.parse(self.given_options(request), self.name)
         c.require("coremltools", HINT)
         return opts
 
-    def export(self, request: ExportRequest) -> ExportResult:
-        started = time.perf_counter()
+    def convert(self, request: ExportRequest) -> Converted:
         opts = self.parse_options(request)
         plan = plan_input(request.reference.spec.contract.at_resolution(request.resolution), opts.input_type)
         mlmodel = convert(trace(torch_model_for_export(request, plan), request), request, plan, opts.precision,
@@ -211,4 +208,4 @@ class CoremlTarget:
         options = {"precision": opts.precision, "input_type": opts.input_type,
                    "minimum_deployment_target": self.deployment}
         annotate(mlmodel, request, plan, {"export_options": options})
-        return write_package(self, request, mlmodel, plan, opts.precision, opts.precision, options, {}, started)
+        return write_package(self, request, mlmodel, plan, opts.precision, opts.precision, options, {})

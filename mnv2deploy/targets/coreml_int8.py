@@ -14,14 +14,13 @@ scales each output channel, so quantizing before or after Core ML folds BN into 
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..data import Batch, load_dataset
 from . import _common as c
-from .base import ExportRequest, ExportResult
+from .base import Converted, ExportRequest
 from .coreml import (CoremlTarget, InputPlan, annotate, convert, plan_input, torch_model_for_export, trace,
                      write_package)
 
@@ -96,8 +95,7 @@ class CoremlInt8Target(CoremlTarget):
     precision: ClassVar[str] = "int8"
     option_names: ClassVar[tuple[str, ...]] = ("precision", "input_type", "activations", "eval_samples")
 
-    def export(self, request: ExportRequest) -> ExportResult:
-        started = time.perf_counter()
+    def convert(self, request: ExportRequest) -> Converted:
         opts = self.parse_options(request)
         contract = request.reference.spec.contract.at_resolution(request.resolution)
         plan = plan_input(contract, opts.input_type)
@@ -126,4 +124,4 @@ class CoremlInt8Target(CoremlTarget):
         annotate(mlmodel, request, plan, {"export_options": options, "quantization": quant})
         # weight-only and W8A8 packages get different names so both can sit in one folder
         return write_package(self, request, mlmodel, plan, "w8a8" if w8a8 else "int8", "int8", options,
-                             {"quantization": quant, "quantized_torch": measured}, started)
+                             {"quantization": quant, "quantized_torch": measured})

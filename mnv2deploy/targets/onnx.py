@@ -4,17 +4,17 @@ Batch 1 is static unless ``--dynamic-batch``; layout NCHW like the torch model."
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import BadArtifactError
+from ..errors import BadArtifactError, install_hint
+from ..fileio import staged_path
 from ..manifest import TensorSpec
 from . import _common as c
-from .base import ExportRequest, ExportResult
+from .base import Converted, ExportRequest, Target
 
 OPSET = 18
-HINT = "pip install onnx==1.23.2 onnxscript==0.7.2 onnxruntime==1.31.1"
+HINT = install_hint("onnx")
 
 
 def export_fp32_onnx(request: ExportRequest, path: Path) -> None:
@@ -54,20 +54,19 @@ def onnx_tensor_specs(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorS
     return inputs, outputs
 
 
-class OnnxTarget:
+class OnnxTarget(Target):
     name: ClassVar[str] = "onnx"
     format: ClassVar[str] = "onnx"
     precision: ClassVar[str] = "fp32"
     suffix: ClassVar[str] = ".onnx"
+    extra: ClassVar[str] = "onnx"
+    requires: ClassVar[tuple[str, ...]] = ("onnx", "onnxscript")
+    tools: ClassVar[tuple[str, ...]] = ("onnx", "onnxscript")
+    supports_dynamic_batch: ClassVar[bool] = True
 
-    def unavailable_reason(self) -> str | None:
-        return c.missing(("onnx", "onnxscript"), HINT)
-
-    def export(self, request: ExportRequest) -> ExportResult:
-        started = time.perf_counter()
-        c.check_options(request, self.name)
+    def convert(self, request: ExportRequest) -> Converted:
         path = c.artifact_path(request, self.precision, self.suffix)
-        with c.atomic_artifact(path) as tmp:
+        with staged_path(path) as tmp:
             export_fp32_onnx(request, tmp)
             inputs, outputs = onnx_tensor_specs(tmp)
-        return c.finish(self, request, path, inputs, outputs, {"opset": OPSET}, {}, ("onnx", "onnxscript"), started)
+        return Converted(path, tmp, inputs, outputs, {"opset": OPSET})

@@ -12,14 +12,14 @@ that saturation: 0.984 at 32x32, the same as the exact S8S8 math onnxruntime run
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..fileio import staged_path
 from . import _common as c
-from .base import ExportRequest, ExportResult
+from .base import Converted, ExportRequest
 from .onnx import HINT, OnnxTarget, export_fp32_onnx, onnx_tensor_specs
 
 
@@ -43,16 +43,13 @@ def quantize(fp32: Path, out: Path, calib: np.ndarray, input_name: str) -> None:
 class OnnxInt8Target(OnnxTarget):
     name: ClassVar[str] = "onnx-int8"
     precision: ClassVar[str] = "int8"
+    requires: ClassVar[tuple[str, ...]] = ("onnx", "onnxscript", "onnxruntime")
+    tools: ClassVar[tuple[str, ...]] = ("onnx", "onnxscript", "onnxruntime")
 
-    def unavailable_reason(self) -> str | None:
-        return c.missing(("onnx", "onnxscript", "onnxruntime"), HINT)
-
-    def export(self, request: ExportRequest) -> ExportResult:
-        started = time.perf_counter()
-        c.check_options(request, self.name)
+    def convert(self, request: ExportRequest) -> Converted:
         calib, source = c.calibration_batch(request)
         path = c.artifact_path(request, self.precision, self.suffix)
-        with tempfile.TemporaryDirectory(prefix="mnv2deploy-onnx-int8-") as work, c.atomic_artifact(path) as tmp:
+        with tempfile.TemporaryDirectory(prefix="mnv2deploy-onnx-int8-") as work, staged_path(path) as tmp:
             fp32 = Path(work) / "fp32.onnx"
             export_fp32_onnx(request, fp32)
             quantize(fp32, tmp, calib.images, c.INPUT_NAME)
@@ -61,6 +58,4 @@ class OnnxInt8Target(OnnxTarget):
                  "quant_types": {"activations": "uint8", "weights": "uint8 per-channel asymmetric"},
                  "quantized_reference": {"file": None, "reason": "onnxruntime quantizes the ONNX graph itself; "
                                          "there is no separate quantized torch model to compare against"}}
-        return c.finish(self, request, path, inputs, outputs,
-                        {"opset": 18, "format": "QDQ", "per_channel": True}, extra,
-                        ("onnx", "onnxscript", "onnxruntime"), started)
+        return Converted(path, tmp, inputs, outputs, {"opset": 18, "format": "QDQ", "per_channel": True}, extra)

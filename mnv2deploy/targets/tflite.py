@@ -5,17 +5,18 @@ written file really takes, read back with the LiteRT interpreter."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from ..errors import install_hint
+from ..fileio import staged_path
 from ..manifest import TensorSpec
 from . import _common as c
-from .base import ExportRequest, ExportResult
+from .base import Converted, ExportRequest, Target
 
-HINT = "pip install litert-torch==0.10.0 ai-edge-litert==2.3.0"
+HINT = install_hint("tflite")
 TOOLS = ("litert-torch", "ai-edge-litert", "torchao")
 
 
@@ -42,24 +43,21 @@ def tflite_tensor_specs(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[Tenso
             tuple(spec(d, False) for d in interp.get_output_details()))
 
 
-class TfliteTarget:
+class TfliteTarget(Target):
     name: ClassVar[str] = "tflite"
     format: ClassVar[str] = "tflite"
     precision: ClassVar[str] = "fp32"
     suffix: ClassVar[str] = ".tflite"
-
-    def unavailable_reason(self) -> str | None:
-        return c.missing(("litert_torch", "ai_edge_litert"), HINT)
+    extra: ClassVar[str] = "tflite"
+    requires: ClassVar[tuple[str, ...]] = ("litert_torch", "ai_edge_litert")
+    tools: ClassVar[tuple[str, ...]] = TOOLS
 
     def quant_config(self) -> Any:
         return None
 
-    def export(self, request: ExportRequest) -> ExportResult:
-        started = time.perf_counter()
-        c.check_options(request, self.name)
-        c.no_dynamic_batch(request, self.name)
+    def convert(self, request: ExportRequest) -> Converted:
         path = c.artifact_path(request, self.precision, self.suffix)
-        with c.atomic_artifact(path) as tmp:
+        with staged_path(path) as tmp:
             convert(c.torch_model(request), request, tmp, self.quant_config())  # torch_model is in eval mode
             inputs, outputs = tflite_tensor_specs(tmp)
-        return c.finish(self, request, path, inputs, outputs, {}, {}, TOOLS, started)
+        return Converted(path, tmp, inputs, outputs)

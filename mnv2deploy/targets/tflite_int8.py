@@ -7,7 +7,6 @@ quantized torch) from quantization impact (artifact vs fp32 torch)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,9 +14,10 @@ import numpy as np
 
 from ..data import load_embedded
 from ..errors import BadArtifactError
+from ..fileio import staged_path
 from . import _common as c
-from .base import ExportRequest, ExportResult
-from .tflite import HINT, TOOLS, TfliteTarget, convert, tflite_tensor_specs
+from .base import Converted, ExportRequest
+from .tflite import HINT, TfliteTarget, convert, tflite_tensor_specs
 
 QREF_SUFFIX = ".qref.npz"
 
@@ -47,11 +47,11 @@ def quantize_pt2e(model: Any, request: ExportRequest, calib: np.ndarray) -> tupl
 
     model = without_dropout(model)
     pt2e = c.require("litert_torch.quantize.pt2e_quantizer", HINT)
-    qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", "pip install torchao (comes with litert-torch)")
+    qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", HINT)
     quantizer = pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True))
     graph = torch.export.export(model, (c.sample_input(request),), strict=True).module()
     prepared = qpt2e.prepare_pt2e(graph, quantizer)
-    qpt2e_api = c.require("torchao.quantization.pt2e", "pip install torchao")
+    qpt2e_api = c.require("torchao.quantization.pt2e", HINT)
     qpt2e_api.move_exported_model_to_eval(prepared)
     with torch.no_grad():
         for i in range(len(calib)):  # the graph was exported for batch 1
@@ -77,15 +77,12 @@ class TfliteInt8Target(TfliteTarget):
     name: ClassVar[str] = "tflite-int8"
     precision: ClassVar[str] = "int8"
 
-    def export(self, request: ExportRequest) -> ExportResult:
-        started = time.perf_counter()
-        c.check_options(request, self.name)
-        c.no_dynamic_batch(request, self.name)
+    def convert(self, request: ExportRequest) -> Converted:
         calib, source = c.calibration_batch(request)
         qcfg = c.require("litert_torch.quantize.quant_config", HINT)
         qmodel, quantizer = quantize_pt2e(c.torch_model(request), request, calib.images)
         path = c.artifact_path(request, self.precision, self.suffix)
-        with c.atomic_artifact(path) as tmp:
+        with staged_path(path) as tmp:
             convert(qmodel, request, tmp, qcfg.QuantConfig(pt2e_quantizer=quantizer))
             inputs, outputs = tflite_tensor_specs(tmp)
             for t in inputs + outputs:
@@ -94,5 +91,4 @@ class TfliteInt8Target(TfliteTarget):
                                            "this is a converter bug; rerun with --debug")
         extra = {"calibration": {"source": source, "samples": len(calib)},
                  "quantized_reference": quantized_reference(qmodel, request, path)}
-        return c.finish(self, request, path, inputs, outputs, {"quantizer": "pt2e symmetric per-channel"},
-                        extra, TOOLS, started)
+        return Converted(path, tmp, inputs, outputs, {"quantizer": "pt2e symmetric per-channel"}, extra)

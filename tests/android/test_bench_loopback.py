@@ -1,6 +1,7 @@
 """`bench --device SERIAL` end to end through the real adb client and the loopback device (aarch64 under qemu)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,8 @@ from mnv2deploy.android.devices import list_devices
 from mnv2deploy.errors import DeviceError
 from mnv2deploy.manifest import read_manifest
 
-from .conftest import STANDIN
+STANDIN = Path(__file__).resolve().parents[2] / "android_bench" / "benchmark_model.py"  # the aarch64 stand-in runner
+
 
 pytestmark = pytest.mark.android
 
@@ -69,10 +71,9 @@ def test_devices_command_json_lists_the_device_and_its_profile(make_device, caps
 def test_manual_helper_finds_the_big_cores_mask(make_device):
     import subprocess
 
-    from .conftest import REPO
 
     dev = make_device()
-    out = subprocess.run(["sh", str(REPO / "android_bench" / "big_cores_mask.sh"), dev.serial],
+    out = subprocess.run(["sh", str(STANDIN.parent / "big_cores_mask.sh"), dev.serial],
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "c", out.stderr
 

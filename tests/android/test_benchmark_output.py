@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mnv2deploy.android.bench import _stats
+from mnv2deploy.android.bench import latency_stats
 from mnv2deploy.android.benchmark_output import MB, parse_benchmark_output
 
 pytestmark = pytest.mark.android
@@ -19,7 +19,7 @@ def test_newer_format_with_info_prefix():
     assert p.memory["init_delta_bytes"] == int(2.43359 * MB) and p.memory["overall_delta_bytes"] == int(8.67578 * MB)
     assert p.memory["peak_footprint_bytes"] == int(13.1797 * MB) and p.memory["vmrss_end_bytes"] == 13 * MB
     assert p.peak_memory_bytes == int(13.1797 * MB) and "not dumpsys meminfo" in p.memory["source"]
-    stats = _stats(p.timed)
+    stats = latency_stats(p.timed)
     assert stats.count == 1061 and stats.mean == pytest.approx(56.2658) and stats.min == pytest.approx(54.669)
 
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from mnv2deploy.android import emulated
+from mnv2deploy import emulation
 from mnv2deploy.data import load_dataset
 from mnv2deploy.errors import UsageError
 from mnv2deploy.manifest import read_manifest
+from mnv2deploy.runtimes.litert_arm64 import EmulatedArm64LiteRtRuntime, run_model_inputs
 
 pytestmark = pytest.mark.android
 
@@ -30,9 +31,9 @@ def _host(model, x):
     return np.concatenate(out)
 
 
-@pytest.mark.parametrize("cpu", emulated.CPUS)
+@pytest.mark.parametrize("cpu", emulation.CPUS)
 def test_aarch64_fp32_matches_x86(tflite_fp32, images, emu_root, cpu):
-    arm = emulated.run_model_inputs(tflite_fp32, images, cpu, root=emu_root)
+    arm = run_model_inputs(tflite_fp32, images, cpu, root=emu_root)
     host = _host(tflite_fp32, images)
     assert arm.shape == host.shape == (8, 10)
     assert np.abs(arm - host).max() < 1e-3 and (arm.argmax(1) == host.argmax(1)).all()
@@ -43,20 +44,21 @@ def test_each_cpu_has_its_own_cpuinfo(emu_root):
     a57 = (emu_root / "root-cortex-a57" / "proc" / "cpuinfo").read_text()
     a76 = (emu_root / "root-cortex-a76" / "proc" / "cpuinfo").read_text()
     assert "0xd07" in a57 and "asimddp" not in a57 and "0xd0b" in a76 and "asimddp" in a76
-    cmd = emulated.python_command("cortex-a57", emu_root)
+    cmd = emulation.python_command("cortex-a57", emu_root)
     assert cmd[1:5] == ["-cpu", "cortex-a57", "-L", str(emu_root / "root-cortex-a57")]
 
 
 def test_cpu_max_is_refused():
     with pytest.raises(UsageError, match="'max' not supported") as e:
-        emulated.python_command("max")
+        emulation.python_command("max")
     assert "cortex-a76, cortex-a57" in e.value.hint
 
 
 def test_runtime_matches_the_host_litert_runtime(tflite_fp32, images, emu_root):
-    from mnv2deploy.runtimes import litert  # the host runtime owns the edge helpers
+    from mnv2deploy.runtimes import litert
+
     manifest = read_manifest(tflite_fp32)
-    rt = emulated.EmulatedArm64LiteRtRuntime()
+    rt = EmulatedArm64LiteRtRuntime()
     rt.load(tflite_fp32, manifest, threads=1, cpu="cortex-a76")
     host = litert.LiteRtRuntime()
     host.load(tflite_fp32, manifest, threads=1)

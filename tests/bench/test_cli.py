@@ -112,11 +112,12 @@ def test_real_short_run(export_artifact, tmp_path, capsys, target, runtime, runt
 
 @pytest.mark.slow
 def test_builtin_kernels_two_threads_pinned_and_a_batch(export_artifact, capsys):
-    from mnv2deploy.bench.host import run_host_bench
+    from mnv2deploy.bench.host import HostBenchConfig, run_host_bench
 
-    art = export_artifact("tflite-int8").artifact
+    exported = export_artifact("tflite-int8")
     cpu = sorted(os.sched_getaffinity(0))[0]
-    r = run_host_bench(art, threads=2, runs=3, warmup=0, batch=3, xnnpack=False, cores=(cpu,))
+    config = HostBenchConfig.for_format("tflite", threads=2, runs=3, warmup=0, batch=3, xnnpack=False, cores=(cpu,))
+    r = run_host_bench(exported.artifact, exported.manifest, config)
     assert r.delegate == "none" and r.threads == 2 and r.batch == 3 and r.latency_ms.count == 3
     assert r.device.details["affinity"] == [cpu] and r.device.details["runtime_details"]["delegate"] == "builtin"
     assert any("per call of 3 images" in n for n in r.notes)

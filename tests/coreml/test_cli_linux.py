@@ -119,14 +119,13 @@ def test_export_bad_core_ml_option_is_one_line_exit_2(tmp_path, capsys, args, me
 
 
 def test_target_all_with_a_core_ml_option_skips_targets_without_it(default_reference, tmp_path):
-    from mnv2deploy.cli.export import _accepts
     from mnv2deploy.targets import available_targets
     from mnv2deploy.targets.base import ExportRequest
+    from mnv2deploy.targets.plan import accepting
 
     request = ExportRequest(reference=default_reference, resolution=32, out_dir=tmp_path,
                             options={"precision": "fp32"})
-    skipped: list = []
-    kept = [n for n in available_targets() if _accepts(n, request, skipped)]
+    kept, skipped = accepting(list(available_targets()), request)
     assert kept == ["coreml", "coreml-int8"]
     assert {s["target"] for s in skipped} == set(available_targets()) - set(kept)
     assert all(s["reason"] == "no option precision" for s in skipped)

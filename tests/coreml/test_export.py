@@ -13,7 +13,6 @@ from mnv2deploy.errors import UsageError
 from mnv2deploy.manifest import read_manifest
 from mnv2deploy.parity import tolerance_for
 from mnv2deploy.targets import available_targets, get_target
-from mnv2deploy.targets._common import check_options
 from mnv2deploy.targets.base import ExportRequest
 from mnv2deploy.targets.coreml import CoremlOptions, CoremlTarget, plan_input, torch_model_for_export
 from mnv2deploy.targets.coreml_int8 import CoremlInt8Target, int8_weight_copy
@@ -129,7 +128,7 @@ def test_bad_options_are_usage_errors(target, options, message, default_referenc
 def test_options_accept_dashes_and_ignore_unset(default_reference):
     request = ExportRequest(reference=default_reference, resolution=32, out_dir=None,
                             options={"input-type": "Tensor", "precision": None})
-    opts = CoremlOptions.parse(check_options(request, "coreml", CoremlTarget.option_names), "coreml")
+    opts = CoremlOptions.parse(CoremlTarget().given_options(request), "coreml")
     assert opts == CoremlOptions(precision="fp16", input_type="tensor")
 
 

@@ -70,10 +70,10 @@ def test_markdown_report_chart_and_log(job):
 def test_failed_parity_exits_3_and_still_writes_the_report(tmp_path, monkeypatch, capsys):
     from dataclasses import replace
 
-    from mnv2deploy import parity
+    from mnv2deploy import tolerance
 
-    impossible = {k: replace(v, min_agreement=1.01) for k, v in parity.TOLERANCES.items()}
-    monkeypatch.setattr(parity, "TOLERANCES", impossible)
+    impossible = {k: replace(v, min_agreement=1.01) for k, v in tolerance.TOLERANCES.items()}
+    monkeypatch.setattr(tolerance, "TOLERANCES", impossible)
     code = main(["run", "--out", str(tmp_path), "--target", "onnx", "--split", "1", "--runs", "2", "--warmup", "0",
                  "--samples", "20"])
     assert code == 3

@@ -124,11 +124,12 @@ def test_the_main_job_adds_the_aarch64_arena_beside_the_hosts(int8_pair):
 
 
 def test_the_main_job_says_why_the_aarch64_arena_is_missing(monkeypatch):
-    from mnv2deploy import job
-    from mnv2deploy.android import emulated
+    from pathlib import Path
+
+    from mnv2deploy import emulation, job
     from mnv2deploy.job_report import render_markdown
 
-    monkeypatch.setattr(emulated, "emulation_dir", lambda: emulated.Path("/nonexistent/arm64-emu"))
+    monkeypatch.setattr(emulation, "emulation_dir", lambda: Path("/nonexistent/arm64-emu"))
     result = {"target": "tflite-int8", "resolution": 224,
               "plain": {"artifact": "p.tflite", "measured_peak_bytes": 2_602_368, "static_peak_bytes": 2_450_000,
                         "largest_tensor": None, "groups": 1}}

@@ -64,7 +64,7 @@ def benchmark_lines(draw):
 @FUZZ
 @given(st.lists(benchmark_lines(), max_size=5), st.sampled_from(["\n", "\r\n"]))
 def test_benchmark_model_output(lines, newline):
-    from mnv2deploy.android.bench import _stats
+    from mnv2deploy.android.bench import latency_stats
     from mnv2deploy.android.benchmark_output import parse_benchmark_output
 
     try:
@@ -79,7 +79,7 @@ def test_benchmark_model_output(lines, newline):
     assert parsed.init_ms is None or math.isfinite(parsed.init_ms)
     assert parsed.peak_memory_bytes is None or isinstance(parsed.peak_memory_bytes, int)
     if parsed.timed is not None:
-        _stats(parsed.timed)
+        latency_stats(parsed.timed)
 
 
 # ----------------------------------------------------------------------------------------- xcresult
@@ -200,7 +200,7 @@ def _manifest_home(folder: Path):
 
 def test_manifest_reader(manifest_home):
     from mnv2deploy.manifest import DTYPES, LAYOUTS, Manifest, manifest_path, read_manifest
-    from mnv2deploy.parity import tolerance_for
+    from mnv2deploy.tolerance import tolerance_for
     from mnv2deploy.runtimes import runtime_class
     from mnv2deploy.runtimes.edges import from_model_output, to_model_input
 
@@ -262,14 +262,15 @@ def _validate(command: str, p: dict) -> None:
 
         check_model_args(p["width"], p["num_classes"], p["resolution"])
     if command == "export":
-        from mnv2deploy.cli.export import parse_options, plan_targets
+        from mnv2deploy.cli.export import parse_options
+        from mnv2deploy.targets.plan import plan_targets
         from mnv2deploy.weights import resolve_weights
 
         plan_targets(p["target"])
         parse_options(p["option"])
         resolve_weights(p["weights"], p["width"], p["num_classes"], p["resolution"])
     elif command == "parity":
-        from mnv2deploy.parity import tolerance_for
+        from mnv2deploy.tolerance import tolerance_for
         from mnv2deploy.runtimes import check_threads, runtime_class
 
         tolerance_for("fp32", p["max_drop"], p["min_agreement"])
@@ -278,12 +279,12 @@ def _validate(command: str, p: dict) -> None:
     elif command == "bench":
         from mnv2deploy.android.bench import parse_cores
         from mnv2deploy.bench.host import HostBenchConfig
-        from mnv2deploy.cli.bench import device_kind
+        from mnv2deploy.cli.bench import device_kind, single_device
 
-        device_kind(p["device"], Path("m.onnx"))
+        device_kind(single_device(p["device"]), Path("m.onnx"))
         cores = parse_cores(p["cores"])
-        HostBenchConfig(p["threads"], p["runs"], p["warmup"], p["batch"], not p["no_xnnpack"], p["runtime"],
-                        cores).validate("onnx")
+        HostBenchConfig.for_format("onnx", threads=p["threads"], runs=p["runs"], warmup=p["warmup"],
+                                   batch=p["batch"], xnnpack=not p["no_xnnpack"], runtime=p["runtime"], cores=cores)
 
 
 @st.composite

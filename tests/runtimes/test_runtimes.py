@@ -16,8 +16,6 @@ from mnv2deploy.runtimes.edges import from_model_output, to_model_input
 from mnv2deploy.runtimes.ort import OrtRuntime
 from mnv2deploy.runtimes.torch_eager import TorchRuntime
 
-from .conftest import copy_artifact
-
 
 def _reference(artifact, images):
     rt = TorchRuntime()
@@ -77,13 +75,13 @@ def test_edges_quantize_nhwc_int8_exactly():
         to_model_input(x, TensorSpec("x", (1, 2, 2, 3), "int8", "NHWC"))
 
 
-def test_torch_runtime_refuses_other_weights(onnx_fp32, tmp_path):
+def test_torch_runtime_refuses_other_weights(onnx_fp32, tmp_path, copy_artifact):
     import json
 
     from mnv2deploy.errors import BadWeightsError
     from mnv2deploy.manifest import manifest_path
 
-    art = copy_artifact(onnx_fp32, tmp_path)
+    art = copy_artifact(onnx_fp32)
     d = json.loads(manifest_path(art).read_text())
     d["weights"]["sha256"] = "0" * 64
     manifest_path(art).write_text(json.dumps(d))
@@ -101,28 +99,61 @@ def test_registry_errors_list_valid_choices(onnx_fp32):
     assert runtime_class("tflite", "arm64").name == "litert-arm64"
 
 
-@pytest.mark.parametrize("kind", ["truncated", "random"])
-def test_corrupt_onnx_is_a_one_line_bad_artifact_error(onnx_fp32, tmp_path, images, kind):
-    art = copy_artifact(onnx_fp32, tmp_path)
-    data = art.read_bytes()
-    art.write_bytes(data[: len(data) // 3] if kind == "truncated" else np.random.default_rng(0).bytes(len(data)))
-    with pytest.raises(BadArtifactError) as e:
-        call_in_child(run_artifact, str(art), images, timeout=120)
-    assert "\n" not in e.value.one_line()
+def _target_of_format(fmt: str) -> str:
+    """The registered target a runtime of ``fmt`` is tested on: its fp32 one when there is one (plain numerics)."""
+    from mnv2deploy.targets import TARGETS
+
+    names = [n for n, t in TARGETS.items() if t.format == fmt]
+    assert names, f"no registered target writes {fmt} artifacts"
+    return next((n for n in names if TARGETS[n].precision == "fp32"), names[0])
+
+
+def _corrupt(path, kind: str) -> None:
+    """Truncate every file of the artifact (a package folder has several), or overwrite it with random bytes after
+    its first 64 (so a flatbuffer or protobuf reader gets past the magic and walks garbage)."""
+    rng = np.random.default_rng(1)
+    for f in ([p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]):
+        data = f.read_bytes()
+        f.write_bytes(data[: len(data) // 3] if kind == "truncated" else data[:64] + rng.bytes(max(0, len(data) - 64)))
+
+
+@pytest.mark.slow
+def test_every_runtime_runs_an_export_of_its_format_like_torch(export_artifact, images, runtime_key):
+    """Over the runtime registry; where a runtime cannot run here (Core ML on Linux) its static checks must pass."""
+    fmt, arch = runtime_key
+    result = export_artifact(_target_of_format(fmt))
+    runtime = runtime_class(fmt, arch)
+    assert fmt in runtime.formats and runtime.arch == arch
+    reason = runtime.unavailable_reason()
+    if reason and arch == "x86_64":
+        checks = runtime.static_checks(result.artifact, result.manifest)
+        assert checks and all(c["passed"] for c in checks), checks
+        return
+    assert reason is None, reason  # another CPU's runtime is the emulation tier: `make android-setup` sets it up
+    out = call_in_child(run_artifact, str(result.artifact), result.manifest, images, arch, 1, timeout=600)
+    ref = _reference(result.artifact, images)
+    assert out["logits"].shape == ref.shape and out["runtime"] == runtime.name
+    if result.manifest.precision == "fp32":
+        assert np.abs(out["logits"] - ref).max() < 1e-3
+    assert (out["logits"].argmax(1) == ref.argmax(1)).mean() >= 0.75
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["truncated", "random"])
-def test_corrupt_tflite_is_a_one_line_bad_artifact_error(tflite_fp32, tmp_path, images, kind):
-    art = copy_artifact(tflite_fp32, tmp_path)
-    data = art.read_bytes()
-    rng = np.random.default_rng(1)
-    if kind == "truncated":
-        art.write_bytes(data[: len(data) // 2])
-    else:  # keep the flatbuffer header so LiteRT gets past the magic and walks garbage
-        art.write_bytes(data[:64] + rng.bytes(len(data) - 64))
+def test_every_runtime_turns_a_corrupt_artifact_into_one_line(export_artifact, copy_artifact, images, runtime_key,
+                                                              kind):
+    """A truncated or garbled file of each runtime's format: one typed line (the runtime runs in a child, so even a
+    native crash is one), or a failed static check where the runtime cannot run here."""
+    fmt, arch = runtime_key
+    art = copy_artifact(export_artifact(_target_of_format(fmt)).artifact)
+    _corrupt(art, kind)
+    manifest = read_manifest(art, verify=False)
+    runtime = runtime_class(fmt, arch)
+    if runtime.unavailable_reason() and arch == "x86_64":
+        assert not all(c["passed"] for c in runtime.static_checks(art, manifest))
+        return
     with pytest.raises(BadArtifactError) as e:
-        call_in_child(run_artifact, str(art), images, timeout=120)
+        call_in_child(run_artifact, str(art), manifest, images, arch, timeout=300)
     assert "\n" not in e.value.one_line()
 
 

@@ -11,17 +11,13 @@ import torch
 from mnv2deploy.data import load_embedded
 from mnv2deploy.fileio import sha256_file
 from mnv2deploy.manifest import read_manifest
-from mnv2deploy.targets import available_targets
+from mnv2deploy.runtimes import runtime_for
+from mnv2deploy.targets import available_targets, get_target
 from mnv2deploy.weights import load_reference, resolve_weights
 
 from .helpers import run_artifact, run_many
 
 pytestmark = pytest.mark.slow
-
-TARGETS = ["onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8"]
-EXPECTED = {"onnx": ("fp32", ".fp32.onnx"), "onnx-int8": ("int8", ".int8.onnx"), "tflite": ("fp32", ".fp32.tflite"),
-            "tflite-fp16": ("fp16", ".fp16.tflite"), "tflite-int8": ("int8", ".int8.tflite")}
-
 
 @pytest.fixture(scope="module")
 def eval_batch():
@@ -32,43 +28,62 @@ def eval_batch():
     return batch, logits
 
 
-def test_registry_holds_every_onnx_and_tflite_target():
-    assert set(TARGETS) <= set(available_targets())
+def _exported(export_artifact, target_name):
+    reason = get_target(target_name).unavailable_reason()
+    if reason:  # every target's extra is in [dev], so CI never gets here
+        pytest.skip(f"{target_name} cannot export here: {reason}")
+    return export_artifact(target_name)
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_artifact_runs_in_its_runtime_and_tracks_torch(export_artifact, eval_batch, target):
-    result = export_artifact(target)
-    precision, ending = EXPECTED[target]
-    assert result.artifact.name == f"mobilenet_v2-1.0-32{ending}"
+# Bounds per precision against fp32 torch, tighter than parity's gates (docs/parity.md): the embedded default's own
+# numbers with room for kernel differences, not what any model may need.
+LOGIT_BOUNDS = {"fp32": 1e-4, "fp16": 0.05}
+
+
+def test_every_target_exports_and_runs_in_its_runtime_or_passes_its_static_checks(export_artifact, eval_batch,
+                                                                                 target_name):
+    """Over the registry: a newly registered target is exported and run here without editing a list."""
+    result = _exported(export_artifact, target_name)
+    target = get_target(target_name)
+    assert result.artifact.name == f"mobilenet_v2-1.0-32.{target.precision}{target.suffix}"
+    runtime = runtime_for(result.manifest)
+    if runtime.unavailable_reason():  # Core ML on Linux: what can be checked without running it must pass
+        checks = runtime.static_checks(result.artifact, result.manifest)
+        assert checks and all(c["passed"] for c in checks), checks
+        return
+    rt = runtime()
+    rt.load(result.artifact, result.manifest, threads=1)
     batch, torch_logits = eval_batch
-    logits = run_many(result.artifact, batch.images)
-    assert logits.shape == (50, 10)
-    corr = np.corrcoef(logits.ravel(), torch_logits.ravel())[0, 1]
+    logits = rt.run(batch.images)
+    assert logits.shape == (50, 10) and logits.dtype == np.float32
     diff = np.abs(logits - torch_logits).max()
-    if precision == "fp32":
-        assert diff < 1e-4
-    elif precision == "fp16":
-        assert diff < 0.05
+    if result.manifest.precision in LOGIT_BOUNDS:
+        assert diff < LOGIT_BOUNDS[result.manifest.precision]
     else:  # int8: close, not equal
+        corr = np.corrcoef(logits.ravel(), torch_logits.ravel())[0, 1]
         assert corr > 0.97 and (logits.argmax(1) == torch_logits.argmax(1)).mean() >= 0.85
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_manifest_describes_the_written_file(export_artifact, target):
-    result = export_artifact(target)
+def test_every_target_writes_a_manifest_describing_the_file(export_artifact, target_name):
+    result = _exported(export_artifact, target_name)
+    target = get_target(target_name)
     m = read_manifest(result.artifact)  # verifies the sha256
     assert m.artifact_sha256 == sha256_file(result.artifact) == result.manifest.artifact_sha256
     spec = resolve_weights("default")
-    assert (m.target, m.precision) == (target, EXPECTED[target][0])
+    assert (m.target, m.format, m.precision) == (target_name, target.format, target.precision)
     assert m.weights["sha256"] == load_reference(spec).weights_sha256 and m.weights["id"] == spec.id
     assert m.model == {"name": "mobilenet_v2", "width_mult": 1.0, "num_classes": 10, "resolution": 32, "split": 1}
     assert m.preprocessing == spec.contract and m.labels == spec.contract.labels
-    assert m.inputs[0].shape == (1, 3, 32, 32) and m.inputs[0].layout == "NCHW"
+    shape, layout = m.inputs[0].shape, m.inputs[0].layout
+    assert len(shape) == 4 and shape[0] == 1 and (shape[2:] if layout == "NCHW" else shape[1:3]) == (32, 32)
     assert m.outputs[0].shape == (1, 10)
     assert "torch" in m.tool_versions and m.tool_versions["mnv2deploy"]
     raw = json.loads(result.manifest_path.read_text())
     assert raw["labels"] == list(spec.contract.labels)
+
+
+def test_the_onnx_and_tflite_families_are_registered():
+    assert {"onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8"} <= set(available_targets())
 
 
 def test_tflite_int8_is_int8_end_to_end_with_params_from_the_file(export_artifact):
