@@ -6,8 +6,10 @@ kernels, through `mnv2deploy.bench.host.run_host_bench`, the host bench of `mnv2
 Every artifact is made by the real command, `mnv2deploy export --target T --split K --resolution R` (a child
 process per export, torch on 1 thread), so the numbers describe what users export.
 
-XNNPACK's figure is the peak RSS increase of a child over create + allocate + run, minus the same for the same
-weights exported at 32x32 (whose activations are negligible), so that repacked weights cancel out.
+XNNPACK's figure is the heap growth (glibc's bytes in use, `mnv2deploy.memory.litert_probe`) of a fresh child over
+create + allocate + run with LiteRT's default XNNPACK options, minus the same for the same weights exported at
+32x32 (whose activations are negligible), so that repacked weights cancel out. (The table in docs/memory.md, run 2026-11-22, used the
+peak RSS increase instead; benchmarks/arm64_memory.py has the aarch64 side and XNNPACK's transient option.)
 
     .venv/bin/python benchmarks/split_memory.py [--out DIR] [--ks 1,2,3,4,6] [--runs 30]
         [--targets tflite-int8,tflite,onnx] [--calib-samples 64] [--reuse] [--no-doc]
@@ -60,7 +62,7 @@ def xnnpack_total(path: Path) -> int:
     from mnv2deploy.memory.process_peak import probe_tflite
     from mnv2deploy.runtimes.child import call_in_child
 
-    return call_in_child(probe_tflite, str(path), True, timeout=600)["rss_increase_bytes"]
+    return call_in_child(probe_tflite, str(path), "xnnpack", timeout=600)["heap_bytes"]
 
 
 def latency_ms(path: Path, runs: int) -> dict:
@@ -87,7 +89,7 @@ def measure(artifact: Path, baseline: Path | None, runs: int) -> dict:
            "largest_tensor": rep["largest_tensor"], "peak_op": rep["peak_op"], "ops": rep["ops"],
            "measurements": rep["measurements"]}
     if baseline is not None:
-        total = rep["measurements"]["xnnpack_rss"]["rss_increase_bytes"]
+        total = rep["measurements"]["footprint"]["xnnpack"]["heap_bytes"]
         row["xnnpack_activation_bytes"] = total - xnnpack_total(baseline)
     row["latency"] = latency_ms(artifact, runs)
     return row
@@ -142,9 +144,10 @@ def render(results: dict, ks: list[int]) -> str:
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
+def write_doc(section: str, marker: str = "split_memory") -> None:
+    """Replace what docs/memory.md holds between <!-- MARKER:begin --> and <!-- MARKER:end -->."""
     text = DOC.read_text()
-    new = re.sub(r"(<!-- split_memory:begin -->\n).*?(<!-- split_memory:end -->)",
+    new = re.sub(rf"(<!-- {marker}:begin -->\n).*?(<!-- {marker}:end -->)",
                  lambda m: m.group(1) + section + "\n" + m.group(2), text, flags=re.S)
     from mnv2deploy.fileio import write_text_atomic
 

@@ -148,4 +148,22 @@ def _memory_step(cfg: JobConfig, request: Any, rows: list[dict[str, Any]], progr
             result[key] = {**_memory_summary(analysed), "groups": groups}
     if "plain" in result and "split" in result and result["split"]["measured_peak_bytes"]:
         result["reduction"] = result["plain"]["measured_peak_bytes"] / result["split"]["measured_peak_bytes"]
+    _arm64_arenas(result, progress)
     return result
+
+
+def _arm64_arenas(result: dict[str, Any], progress: Callable[[str], None]) -> None:
+    """The same arenas from LiteRT's aarch64 kernels (qemu), when the emulated arm64 tier is already set up."""
+    from .emulation import unavailable_reason
+    from .memory.arm64 import arm64_arena
+
+    if "plain" not in result:
+        return
+    reason = unavailable_reason()  # never built here: `mnv2deploy setup arm64` is the explicit step
+    if reason is not None:
+        result["arm64_skipped"] = reason
+        return
+    for key in ("plain", "split"):
+        if key in result:
+            progress(f"memory: aarch64 arena of the {key} model (LiteRT's arm64 kernels under qemu)")
+            result[key]["arm64"], result[key]["arm64_error"] = _attempt(lambda: arm64_arena(result[key]["artifact"]))

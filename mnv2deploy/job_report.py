@@ -64,18 +64,26 @@ def render_markdown(report: dict[str, Any], chart: str | None) -> str:
     if "skipped" in mem:
         lines.append(f"Skipped: {mem['skipped']}.")
     else:
-        lines += ["| model | arena measured | static peak (lifetimes) | largest tensor |", "|---|---|---|---|"]
+        lines += ["| model | arena measured (this host) | arena aarch64 (qemu) | static peak (lifetimes) | largest tensor |",
+                  "|---|---|---|---|---|"]
         for key, label in (("plain", "as exported"), ("split", f"split, {mem.get('split', {}).get('groups')} groups per block")):
             if key in mem:
                 s = mem[key]
                 lt = s["largest_tensor"] or {}
-                lines.append(f"| {mem['target']} {label} | {_mb(s['measured_peak_bytes'])} | {_mb(s['static_peak_bytes'])} | "
-                             f"{'x'.join(map(str, lt.get('shape', [])))} ({_mb(lt.get('bytes'))}) |")
+                arm = (_mb(s["arm64"]["arena_bytes"]) if s.get("arm64") else
+                       f"error: {s['arm64_error']}" if s.get("arm64_error") else "-")
+                lines.append(f"| {mem['target']} {label} | {_mb(s['measured_peak_bytes'])} | {arm} | "
+                             f"{_mb(s['static_peak_bytes'])} | {'x'.join(map(str, lt.get('shape', [])))} ({_mb(lt.get('bytes'))}) |")
             elif mem.get(f"{key}_error"):
-                lines.append(f"| {mem['target']} {label} | error: {mem[f'{key}_error']} | | |")
+                lines.append(f"| {mem['target']} {label} | error: {mem[f'{key}_error']} | | | |")
         if "reduction" in mem:
             lines += ["", f"Splitting each block so its expanded tensor never exists whole cuts the measured arena "
                           f"{mem['reduction']:.2f}x (LiteRT builtin kernels; see docs/memory.md)."]
+        if mem.get("arm64_skipped"):
+            lines += ["", f"aarch64 arena not measured: {mem['arm64_skipped']}."]
+        elif mem.get("plain", {}).get("arm64"):
+            lines += ["", "The aarch64 column is LiteRT's arm64 kernels run under qemu (emulated): tensor addresses are "
+                          "the aarch64 planner's own, so the bytes are exact; no phone was used."]
     lines += ["", "Artifacts and their manifests are in `artifacts/`; `report.json` holds every number.", ""]
     return "\n".join(lines)
 

@@ -2,7 +2,8 @@
 
 The document is a list of tests, each with runs per device and test-plan configuration, each run with XCTest
 metrics (identifier, displayName, unitOfMeasurement, measurements). The harness in ios_bench/ names its tests
-``MNV2BenchTests/test<Load|Predict>_<computeUnits>()``; other tests in the document are ignored.
+``MNV2BenchTests/test<Load|Predict>_<computeUnits>()`` and, for the plain model beside its split twin,
+``MNV2BenchTests/testMemory_<plain|split>_<computeUnits>()``; other tests in the document are ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DISPLAY_NAMES = {"Clock Monotonic Time": CLOCK, "Memory Physical": MEMORY, "Memo
 TO_MS = {"s": 1e3, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "ns": 1e-6}
 TO_BYTES = {"B": 1, "bytes": 1, "kB": 1024, "KB": 1024, "KiB": 1024, "MB": 1024 ** 2, "MiB": 1024 ** 2}
 TEST_NAME = re.compile(r"(?:^|/)test(Load|Predict)_(cpuOnly|cpuAndGPU|all)(?:\(\))?$")
+MEMORY_TEST_NAME = re.compile(r"(?:^|/)testMemory_(plain|split)_(cpuOnly|cpuAndGPU|all)(?:\(\))?$")
 MAX_VALUE = 1e15  # ms or bytes: far beyond any real run, and 1e15 x many samples stays finite
 BUSY_SPREAD = 0.2  # (p90 - p50) / p50 above this: the phone was busy or throttling
 
@@ -44,11 +46,12 @@ class Metric:
 class RunMetrics:
     """One test method on one device in one configuration."""
     test: str
-    phase: str  # "load" or "predict"
+    phase: str  # "load", "predict" or "memory"
     compute_units: str
     device: dict[str, Any]
     configuration: str | None
     metrics: dict[str, Metric] = field(default_factory=dict)
+    model: str | None = None  # memory tests: "plain" or "split"
 
     @property
     def device_key(self) -> str:
@@ -113,9 +116,11 @@ def parse_metrics(doc: list[Any]) -> list[RunMetrics]:
     runs: list[RunMetrics] = []
     for i, test in enumerate(doc):
         name = _require(test, "testIdentifier", str, f"test[{i}]")
-        match = TEST_NAME.search(name)
-        if not match:
+        match, memory = TEST_NAME.search(name), MEMORY_TEST_NAME.search(name)
+        if not match and not memory:
             continue
+        phase, units, model = ((match.group(1).lower(), match.group(2), None) if match else
+                               ("memory", memory.group(2), memory.group(1)))
         for j, run in enumerate(_require(test, "testRuns", list, name)):
             where = f"{name} run[{j}]"
             device = _require(run, "device", dict, where)
@@ -129,8 +134,8 @@ def parse_metrics(doc: list[Any]) -> list[RunMetrics]:
                 if m is not None:
                     metrics[m.identifier] = m
             name_of_config = config.get("configurationName") if isinstance(config, dict) else None
-            runs.append(RunMetrics(name, match.group(1).lower(), match.group(2), device,
-                                   name_of_config if isinstance(name_of_config, str) else None, metrics))
+            runs.append(RunMetrics(name, phase, units, device,
+                                   name_of_config if isinstance(name_of_config, str) else None, metrics, model))
     return runs
 
 
@@ -186,6 +191,46 @@ def to_bench_results(runs: list[RunMetrics], artifact: str, target: str, precisi
             loaded=latency.spread > BUSY_SPREAD, notes=tuple(notes),
             raw={**(raw or {}), "tests": [p.test] + ([load.test] if load else [])}))
     return results
+
+
+MEMORY_SOURCE = ("XCTMemoryMetric over a fresh load plus one prediction per iteration, after one untimed load and "
+                 "prediction; physical = change at the end of the block, peak = highest during it; medians of "
+                 "iterations, kB read as KiB. Same weights in both models: the difference is activation memory")
+
+
+def memory_comparison(runs: list[RunMetrics]) -> list[dict[str, Any]]:
+    """The plain model beside its split twin, per (device, compute units, configuration) that measured both."""
+    out = []
+    plains = [r for r in runs if r.phase == "memory" and r.model == "plain"]
+    for p in plains:
+        s = next((r for r in runs if r.phase == "memory" and r.model == "split" and r.device_key == p.device_key
+                  and r.compute_units == p.compute_units and r.configuration == p.configuration), None)
+        entry: dict[str, Any] = {"device": p.device_key, "model_name": p.device.get("modelName"),
+                                 "os_version": p.device.get("osVersion"), "compute_units": p.compute_units,
+                                 "configuration": p.configuration, "source": MEMORY_SOURCE}
+        for key, run in (("plain", p), ("split", s)):
+            if run is None:
+                entry[key] = None
+                continue
+            peak, physical = run.metrics.get(MEMORY_PEAK), run.metrics.get(MEMORY)
+            if peak is None and physical is None:
+                raise XcresultError(f"{run.test} on {run.device_key} has no Memory Physical measurements",
+                                    "the harness measures with XCTMemoryMetric; was the test changed?")
+            entry[key] = {"test": run.test, "peak_physical_bytes": _bytes(peak), "physical_bytes": _bytes(physical),
+                          "iterations": len((peak or physical).values)}
+        both = entry["plain"] and entry["split"]
+        entry["split_over_plain_peak"] = (entry["split"]["peak_physical_bytes"] / entry["plain"]["peak_physical_bytes"]
+                                          if both and entry["plain"]["peak_physical_bytes"] and
+                                          entry["split"]["peak_physical_bytes"] is not None else None)
+        out.append(entry)
+    if not out:
+        raise XcresultError("no memory test in the result bundle (testMemory_plain_<units>)",
+                            "run the harness's testMemory_* tests with splitModel set in bench_config.json")
+    return out
+
+
+def parse_memory_comparison(text: str) -> list[dict[str, Any]]:
+    return memory_comparison(parse_metrics(load_document(text)))
 
 
 def parse_xcresult_metrics(text: str, artifact: str, target: str, precision: str, warmup: int,

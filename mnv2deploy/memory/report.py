@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadArtifactError
+from ..errors import BadArtifactError, UsageError
 from .graph import Graph
 from .lifetimes import LifetimeReport, analyze_lifetimes
 
 FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
 CHILD_TIMEOUT = 600
+ARENA_METHOD = "litert builtin-kernel arena span (tensor addresses after allocate_tensors)"
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,15 @@ class MemoryReport:
     measured_method: str
     measurements: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)  # from our manifest, when there is one
+    arch: str = "x86_64"  # the machine whose kernels were measured ("aarch64" for --arch arm64)
+    emulated: dict[str, Any] | None = None  # how, when the arch is not this host's (qemu, CPU model)
 
     def to_dict(self) -> dict[str, Any]:
         lt = self.lifetimes
         peak = lt.peak_op
         return {
-            "artifact": str(self.artifact), "format": self.graph.format, "ops": len(self.graph.ops),
+            "artifact": str(self.artifact), "format": self.graph.format, "arch": self.arch,
+            "emulated": self.emulated, "ops": len(self.graph.ops),
             "activations": len(lt.lifetimes), "model": self.model,
             "static_peak_bytes": lt.static_peak_bytes,
             "measured_peak_bytes": self.measured_peak_bytes, "measured_method": self.measured_method,
@@ -55,7 +60,7 @@ def artifact_format(path: Path) -> str:
     return fmt
 
 
-def _manifest_model(path: Path) -> dict[str, Any]:
+def manifest_model(path: Path) -> dict[str, Any]:
     from ..manifest import manifest_path, read_manifest
 
     if not manifest_path(path).exists():
@@ -67,34 +72,54 @@ def _manifest_model(path: Path) -> dict[str, Any]:
     return {**m.model, "target": m.target, "precision": m.precision}
 
 
-def analyze_artifact(path: Path, xnnpack: bool = True) -> MemoryReport:
-    """Static peak from lifetimes; measured peak from the runtime (children, since files may be hostile)."""
+def tflite_measurements(inspection: dict[str, Any], footprints: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The measurements block for a .tflite, from one builtin-kernel inspection and one footprint per kernels."""
+    return {"builtin_arena_bytes": inspection["arena_bytes"], "builtin_scratch_bytes": inspection["scratch_bytes"],
+            "builtin_scratch": inspection.get("scratch", []), "footprint": footprints}
+
+
+def kernels_for(xnnpack: bool) -> tuple[str, ...]:
+    from .litert_probe import KERNELS
+
+    return tuple(KERNELS) if xnnpack else ("builtin",)
+
+
+def analyze_artifact(path: Path, xnnpack: bool = True, arch: str = "x86_64", cpu: str | None = None) -> MemoryReport:
+    """Static peak from lifetimes; measured peak from the runtime (children, since files may be hostile).
+
+    ``arch="arm64"``: the same measurements by the aarch64 LiteRT wheel under qemu (``memory.arm64``)."""
     path = Path(path)
     fmt = artifact_format(path)
+    if arch == "arm64":
+        if fmt != "tflite":
+            raise UsageError(f"--arch arm64 measures .tflite files (LiteRT's aarch64 kernels), not .{fmt}",
+                             "export with a tflite target, or drop --arch")
+        from .arm64 import analyze_arm64
+
+        return analyze_arm64(path, xnnpack=xnnpack, cpu=cpu or "cortex-a76")
+    if arch != "x86_64":
+        raise UsageError(f"--arch {arch} is not supported", "use x86_64 (this host) or arm64")
     from ..runtimes.child import call_in_child
     from . import process_peak
 
-    measurements: dict[str, Any] = {}
     if fmt == "tflite":
         from .tflite_graph import graph_from_inspection, inspect_tflite
 
-        graph = graph_from_inspection(call_in_child(inspect_tflite, str(path), timeout=CHILD_TIMEOUT))
-        measured, method = graph.extra["arena_bytes"], "litert builtin-kernel arena span (tensor addresses)"
-        measurements["builtin_arena_bytes"] = graph.extra["arena_bytes"]
-        measurements["builtin_scratch_bytes"] = graph.extra["scratch_bytes"]
-        probe = call_in_child(process_peak.probe_tflite, str(path), False, timeout=CHILD_TIMEOUT)
-        measurements["builtin_rss"] = {k: v for k, v in probe.items() if k != "delegated"}
-        if xnnpack:
-            probe = call_in_child(process_peak.probe_tflite, str(path), True, timeout=CHILD_TIMEOUT)
-            measurements["xnnpack_rss"] = {k: v for k, v in probe.items() if k != "delegated"}
-            measurements["xnnpack_delegated"] = probe["delegated"]
+        inspection = call_in_child(inspect_tflite, str(path), timeout=CHILD_TIMEOUT)
+        footprints = {k: call_in_child(process_peak.probe_tflite, str(path), k, timeout=CHILD_TIMEOUT)
+                      for k in kernels_for(xnnpack)}
+        graph = graph_from_inspection(inspection)
+        measured, method = inspection["arena_bytes"], ARENA_METHOD
+        measurements = tflite_measurements(inspection, footprints)
     else:
         from .onnx_graph import read_onnx
 
         graph = read_onnx(path)
         probe = call_in_child(process_peak.probe_onnx, str(path), timeout=CHILD_TIMEOUT)
-        measured, method = probe["invoke_rss_increase_bytes"], "onnxruntime peak RSS increase while running, in a child (CPU, no arena)"
-        measurements["ort_rss"] = probe
+        measured = probe["invoke"]["rss_peak_bytes"]
+        method = "onnxruntime peak RSS increase while running, in a child (CPU, no arena)"
+        measurements = {"ort_rss": probe}
     if graph.extra.get("symbolic_dims_as_1"):
         measurements["note"] = "symbolic dimensions counted as 1"
-    return MemoryReport(path, graph, analyze_lifetimes(graph), measured, method, measurements, _manifest_model(path))
+    return MemoryReport(path, graph, analyze_lifetimes(graph), measured, method, measurements, manifest_model(path),
+                        arch=platform.machine() or "x86_64")

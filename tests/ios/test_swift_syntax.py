@@ -60,3 +60,16 @@ def test_metric_and_test_names_match_the_python_parser():
             name = f"test{phase}_{units}"
             assert f"func {name}()" in tests
             assert TEST_NAME.search(f"MNV2BenchTests/{name}()")
+
+
+def test_memory_test_names_match_the_python_parser():
+    from mnv2deploy.ios.xcresult import MEMORY_TEST_NAME
+
+    tests = (ROOT / "Tests/MNV2BenchTests/MNV2BenchTests.swift").read_text()
+    config = (ROOT / "Sources/MNV2Bench/BenchConfig.swift").read_text()
+    assert "splitModel" in config and "MNV2_BENCH_SPLIT_MODEL" in config
+    for units in ("cpuOnly", "cpuAndGPU", "all"):
+        for model in ("plain", "split"):
+            name = f"testMemory_{model}_{units}"
+            assert f"func {name}() throws {{ try measureMemory(of: \"{model}\", units: \"{units}\") }}" in tests
+            assert MEMORY_TEST_NAME.search(f"MNV2BenchTests/{name}()").groups() == (model, units)

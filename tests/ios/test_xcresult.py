@@ -116,3 +116,50 @@ def test_unknown_metrics_are_skipped_not_errors():
     assert run.metrics == {}
     with pytest.raises(XcresultError, match="no Clock"):
         to_bench_results([run], "a", "coreml", "fp16", 0)
+
+
+def memory(name: str):
+    from mnv2deploy.ios.xcresult import parse_memory_comparison
+
+    return parse_memory_comparison((FIXTURES / name).read_text())
+
+
+def test_memory_reports_the_plain_and_the_split_model_of_one_run():
+    rows = {r["compute_units"]: r for r in memory("metrics_memory_plain_split.json")}
+    assert sorted(rows) == ["all", "cpuOnly"]
+    both = rows["all"]
+    assert both["model_name"] == "iPhone 15 Pro" and both["configuration"] == "Test Scheme Action"
+    assert both["plain"]["peak_physical_bytes"] == pytest.approx(10649.6 * 1024)  # median of 5, kB read as KiB
+    assert both["split"]["peak_physical_bytes"] == pytest.approx(8192 * 1024)  # identified by display name only
+    assert both["plain"]["physical_bytes"] == 0 and both["plain"]["iterations"] == 5
+    assert both["split_over_plain_peak"] == pytest.approx(8192 / 10649.6)
+    assert both["plain"]["test"] == "MNV2BenchTests/testMemory_plain_all()"
+    assert "fresh load plus one prediction" in both["source"]
+
+
+def test_memory_without_a_split_run_keeps_the_plain_one():
+    cpu = next(r for r in memory("metrics_memory_plain_split.json") if r["compute_units"] == "cpuOnly")
+    assert cpu["split"] is None and cpu["split_over_plain_peak"] is None
+    assert cpu["plain"]["peak_physical_bytes"] == pytest.approx(9.25 * 1024 ** 2) and cpu["configuration"] is None
+
+
+def test_memory_tests_do_not_disturb_the_bench_results():
+    out = results("metrics_memory_plain_split.json")
+    assert [(r.delegate, r.latency_ms.count) for r in out] == [("all", 3)]
+    assert out[0].peak_memory_bytes is None  # the predict test carried no memory metric
+
+
+def test_no_memory_test_is_an_error():
+    with pytest.raises(XcresultError, match="no memory test"):
+        memory("metrics_two_devices.json")
+
+
+def test_a_memory_test_without_memory_metrics_is_an_error():
+    doc = [{"testIdentifier": "MNV2BenchTests/testMemory_plain_all()",
+            "testRuns": [{"device": {"deviceName": "x"}, "metrics": [
+                {"identifier": "com.apple.dt.XCTMetric_Clock.time.monotonic", "unitOfMeasurement": "s",
+                 "measurements": [0.1]}]}]}]
+    from mnv2deploy.ios.xcresult import memory_comparison
+
+    with pytest.raises(XcresultError, match="no Memory Physical"):
+        memory_comparison(parse_metrics(doc))

@@ -26,7 +26,9 @@ def test_onnx_json_keys_timeline_and_measurement(tiny_onnx, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["static_peak_bytes"] == 896 and out["peak_op"]["name"] == "relu_c"
     assert isinstance(out["measured_peak_bytes"], int) and out["measured_peak_bytes"] >= 0
-    assert out["measurements"]["ort_rss"]["peak_reset"] in (True, False)
+    ort = out["measurements"]["ort_rss"]
+    assert ort["invoke"]["peak_reset"] in (True, False) and ort["invoke"]["rss_peak_bytes"] == out["measured_peak_bytes"]
+    assert ort["heap_bytes"] is None or ort["heap_bytes"] == ort["allocate"]["heap_bytes"] + ort["invoke"]["heap_bytes"]
     csv = (tmp_path / "tiny.onnx.memory.csv").read_text().splitlines()
     assert len(csv) == 6
     assert (tmp_path / "tiny.onnx.memory.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,21 +1,24 @@
 import Foundation
 
-/// What to measure: which model, which compute units, how many timed and warm-up runs.
+/// What to measure: which model (and optionally its split twin, for the memory tests), which compute units, how many
+/// timed and warm-up runs.
 ///
 /// Read from (first match wins): the JSON file named by `MNV2_BENCH_CONFIG`; a model path in `MNV2_BENCH_MODEL`
-/// (with `MNV2_BENCH_COMPUTE_UNITS`, `MNV2_BENCH_RUNS`, `MNV2_BENCH_WARMUP`); or `bench_config.json` in the
+/// (with `MNV2_BENCH_SPLIT_MODEL`, `MNV2_BENCH_COMPUTE_UNITS`, `MNV2_BENCH_RUNS`, `MNV2_BENCH_WARMUP`); or `bench_config.json` in the
 /// test bundle's resources. On a device only the bundle is reachable, so `mnv2deploy bench --device` uses that.
 /// xcodebuild passes `TEST_RUNNER_<NAME>` variables to the test process as `<NAME>`.
 public struct BenchConfig: Codable, Equatable {
     public var model: String
+    public var splitModel: String?  // the same model exported with --split K: testMemory_split_* measures it
     public var computeUnits: [String]
     public var runs: Int
     public var warmup: Int
     public var resultName: String
 
-    public init(model: String, computeUnits: [String] = ["all"], runs: Int = 50, warmup: Int = 5,
-                resultName: String = "mnv2bench_result.json") {
+    public init(model: String, splitModel: String? = nil, computeUnits: [String] = ["all"], runs: Int = 50,
+                warmup: Int = 5, resultName: String = "mnv2bench_result.json") {
         self.model = model
+        self.splitModel = splitModel
         self.computeUnits = computeUnits
         self.runs = runs
         self.warmup = warmup
@@ -31,7 +34,7 @@ public struct BenchConfig: Codable, Equatable {
         }
         if let model = environment["MNV2_BENCH_MODEL"] {
             let units = environment["MNV2_BENCH_COMPUTE_UNITS"]?.split(separator: ",").map(String.init) ?? ["all"]
-            let config = BenchConfig(model: model, computeUnits: units,
+            let config = BenchConfig(model: model, splitModel: environment["MNV2_BENCH_SPLIT_MODEL"], computeUnits: units,
                                      runs: Int(environment["MNV2_BENCH_RUNS"] ?? "") ?? 50,
                                      warmup: Int(environment["MNV2_BENCH_WARMUP"] ?? "") ?? 5)
             try config.validate()
@@ -41,6 +44,9 @@ public struct BenchConfig: Codable, Equatable {
             var config = try decode(url)
             if !config.model.hasPrefix("/"), let modelURL = resourceURL(in: bundle, name: config.model) {
                 config.model = modelURL.path
+            }
+            if let split = config.splitModel, !split.hasPrefix("/"), let splitURL = resourceURL(in: bundle, name: split) {
+                config.splitModel = splitURL.path
             }
             return config
         }
