@@ -19,12 +19,12 @@ from ..errors import MissingToolError, UsageError
 from ..manifest import Manifest
 from ..runtimes import check_threads, runtime_class
 from ..runtimes.base import Runtime
+from ..threads import child_environment
 from .result import BenchResult, DeviceInfo, LatencyStats
 
 RUNTIMES = ("auto", "torch")
 MAX_RUNS = 1_000_000  # at 1 ms a run that is already 17 minutes
 MAX_BATCH = 1024
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 SPREAD_LOADED = 0.20  # (p90 - p50) / p50 above this: runs disturbed by other work
 OTHER_BUSY_LOADED = 0.25  # CPUs' worth of time other processes used while the timed runs ran
 VMHWM_RESET = "5"  # writing 5 to /proc/self/clear_refs resets VmHWM (peak RSS) to the current RSS
@@ -175,21 +175,6 @@ def _reset_peak() -> bool:
         return False
 
 
-@contextlib.contextmanager
-def thread_env(threads: int) -> Iterator[None]:
-    """OpenMP/MKL/OpenBLAS pools sized before the child starts: a spawned child inherits os.environ."""
-    saved = {k: os.environ.get(k) for k in THREAD_ENV}
-    os.environ.update({k: str(threads) for k in THREAD_ENV})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 # --- the child ---------------------------------------------------------------------------------------------
 
 def _input_batch(manifest: Any, batch: int) -> Any:
@@ -292,7 +277,7 @@ def run_host_bench(artifact: str | os.PathLike, manifest: Manifest, config: Host
     if timeout is None:
         timeout = 300 + (runs + warmup + 1) * batch * 5.0
     before = load_average()
-    with thread_env(threads):
+    with child_environment(threads):  # the timed child's math libraries at exactly --threads
         raw = call_in_child(measure_in_child, str(artifact), manifest, config, timeout=timeout)
     after = load_average()
     stats = LatencyStats.from_samples([ns / 1e6 for ns in raw["samples_ns"]])

@@ -24,15 +24,22 @@ def _find_checks(obj):
 
 
 @pytest.mark.slow
-def test_parity_on_linux_is_skipped_with_static_checks(coreml_export, capsys):
+def test_parity_on_linux_is_skipped_with_static_checks(coreml_export, capsys, tmp_path):
+    """Issue 17's must-show: exit 0, status skipped, passed null (not run is never passed); JUnit says skipped."""
+    from xml.etree import ElementTree as ET
+
     from mnv2deploy.cli.app import main
 
     artifact = coreml_export("coreml-int8").artifact
-    code = main(["parity", str(artifact), "--json"])
+    code = main(["parity", str(artifact), "--json", "--junit-xml", str(tmp_path / "r.xml")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    report = json.loads(captured.out.strip().splitlines()[-1])
-    assert report["status"] == "skipped"
+    assert len(captured.out.strip().splitlines()) == 1
+    report = json.loads(captured.out)
+    assert report["status"] == "skipped" and report["passed"] is None and report["static_checks_passed"] is True
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite.get("skipped") == "1" and suite.get("failures") == "0"
+    assert "Core ML runs only on macOS" in suite.find("testcase/skipped").get("message")
     assert "Core ML runs only on macOS" in json.dumps(report)
     names = {c["name"]: c["passed"] for c in _find_checks(report)}
     assert names["package loads as a spec"] and names["weights have the promised dtype"]
