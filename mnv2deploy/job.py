@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import Mnv2Error
+from .threads import cap as threads_cap
 
 MEMORY_TARGET = "tflite-int8"
 
@@ -41,10 +42,12 @@ def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
 
 def _bench_summary(result: Any) -> dict[str, Any]:
     lat = result.latency_ms
+    mem = result.memory or {}
     return {"runtime": result.runtime, "delegate": result.delegate, "threads": result.threads,
-            "p50_ms": lat.p50, "p90_ms": lat.p90, "p99_ms": lat.p99, "runs": lat.count,
+            "p50_ms": lat.p50, "p90_ms": lat.p90, "p99_ms": lat.p99, "runs": lat.count, "warmup": result.warmup,
             "init_ms": result.init_ms, "first_inference_ms": result.first_inference_ms,
-            "peak_memory_bytes": result.peak_memory_bytes, "loaded": result.loaded}
+            "peak_memory_bytes": result.peak_memory_bytes, "model_rss_bytes": mem.get("model_rss_bytes"),
+            "loaded": result.loaded, "loaded_notes": list(result.notes) if result.loaded else []}
 
 
 def _parity_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +76,7 @@ def _memory_summary(report: Any) -> dict[str, Any]:
 
 def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run every step; returns the report dict (see `report.json`)."""
-    from .bench.host import HostBenchConfig, cpu_model, run_host_bench
+    from .bench.host import HostBenchConfig, cpu_facts, cpu_model, load_average, run_host_bench
     from .memory.report import analyze_artifact
     from .parity import check_parity
     from .targets import get_target
@@ -82,6 +85,7 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
     from .weights import load_reference, resolve_weights
 
     started = time.time()
+    load_before = load_average()
     spec = resolve_weights(cfg.weights, resolution=cfg.resolution)
     reference = load_reference(spec)
     resolution = cfg.resolution or spec.contract.resolution
@@ -123,7 +127,11 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
     memory = _memory_step(cfg, request, rows, progress, analyze_artifact, get_target)
     return {
         "model": {"weights": spec.to_dict(), "resolution": resolution, "weights_sha256": reference.weights_sha256},
-        "host": {"cpu": cpu_model(), "threads": cfg.threads},
+        "host": {"cpu": cpu_model(), "threads": cfg.threads, "cpu_flags": cpu_facts().get("simd", []),
+                 "logical_cpus": cpu_facts().get("logical_cpus"), "thread_cap": threads_cap(),
+                 "load_average_start": load_before, "load_average_end": load_average()},
+        "config": {"runs": cfg.runs, "warmup": cfg.warmup, "threads": cfg.threads, "parity_samples": cfg.samples,
+                   "split": cfg.split, "memory_resolution": cfg.memory_resolution},
         "targets": rows, "skipped_targets": skipped, "memory": memory,
         "passed": not any(_failed(r) for r in rows),
         "seconds": round(time.time() - started, 1),

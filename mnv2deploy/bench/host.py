@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import MissingToolError, UsageError
+from ..errors import MissingToolError, PlatformError, UsageError
 from ..manifest import Manifest
 from ..runtimes import check_threads, runtime_class
 from ..runtimes.base import Runtime
@@ -195,8 +195,12 @@ def measure_in_child(artifact: str, manifest: Manifest, cfg: HostBenchConfig) ->
     rss_start = _status_bytes("VmRSS")
     runtime_cls = cfg.runtime_class(manifest.format)
     reason = runtime_cls.unavailable_reason()  # also imports the framework, so the baseline includes it
-    if reason:
-        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")  # the reason names the fix
+    if reason and "pip install" in reason:  # a missing package: the reason names the extra to install
+        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")
+    if reason:  # the platform: nothing to install here
+        raise PlatformError(f"{runtime_cls.name} cannot run here: {reason}",
+                            f"bench it where {runtime_cls.name} runs (a .mlpackage: on macOS, or `--device iphone` "
+                            "from a Mac); here `mnv2deploy parity` still runs its static checks")
     if cfg.runtime == "torch":
         import torch
 
@@ -210,6 +214,7 @@ def measure_in_child(artifact: str, manifest: Manifest, cfg: HostBenchConfig) ->
     t0 = time.perf_counter_ns()
     runtime.load(Path(artifact), manifest, threads=cfg.threads, **cfg.load_options(runtime_cls))
     t1 = time.perf_counter_ns()
+    after_load = _status_bytes("VmRSS")
     runtime.run(x)
     t2 = time.perf_counter_ns()
     for _ in range(cfg.warmup):
@@ -224,6 +229,7 @@ def measure_in_child(artifact: str, manifest: Manifest, cfg: HostBenchConfig) ->
     return {"samples_ns": samples, "init_ns": t1 - t0, "first_ns": t2 - t1, "runtime": runtime.name,
             "versions": runtime.versions(), "details": runtime.details(),
             "memory": {"rss_at_start_bytes": rss_start, "baseline_rss_bytes": baseline, "peak_rss_bytes": peak,
+                       "rss_after_load_bytes": after_load,
                        "peak_reset_after_import": peak_reset, "ru_maxrss_bytes": _ru_maxrss_bytes()},
             "affinity": sorted(_usable_cpus()), "pid": os.getpid(), "other_load": other.cpus()}
 
@@ -245,8 +251,12 @@ def _memory(raw: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
     if peak is None:  # no /proc (macOS): getrusage is the only peak there is
         peak, source = raw.get("ru_maxrss_bytes"), "ru_maxrss of the benchmark process"
     increase = peak - base if peak is not None and base is not None else None
+    loaded = raw.get("rss_after_load_bytes")
     memory = {"source": source, "peak_rss_bytes": peak, "baseline_rss_bytes": base,
               "peak_increase_bytes": increase,
+              # the model's own share: what loading it added to the process (the peak is mostly Python + framework)
+              "model_rss_bytes": loaded - base if loaded is not None and base is not None else None,
+              "rss_after_load_bytes": loaded,
               "baseline": "RSS after importing the runtime framework and reading the inputs, before loading the model",
               "rss_at_start_bytes": raw.get("rss_at_start_bytes"), "ru_maxrss_bytes": raw.get("ru_maxrss_bytes")}
     return peak, memory

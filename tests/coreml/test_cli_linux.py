@@ -61,6 +61,18 @@ def test_parity_keeps_core_ml_import_noise_off_the_terminal(coreml_export):
 
 
 @pytest.mark.slow
+def test_host_bench_of_a_package_on_linux_says_where_it_runs(coreml_export, capsys):
+    """Nothing to install on Linux for Core ML: the hint names macOS, never a pip install of what is installed."""
+    from mnv2deploy.cli.app import main
+
+    assert main(["bench", str(coreml_export("coreml").artifact), "--json"]) == 4
+    out, err = capsys.readouterr()
+    line = err.strip().splitlines()[-1]
+    assert "Core ML runs only on macOS" in line and "macOS" in line.split("(hint:")[1] and "pip install" not in line
+    assert json.loads(out)["exit_code"] == 4
+
+
+@pytest.mark.slow
 def test_parity_strict_turns_the_skip_into_exit_4(coreml_export, capsys):
     from mnv2deploy.cli.app import main
 
