@@ -108,9 +108,11 @@ def verdicts(results: dict) -> dict:
 def render(report: dict) -> str:
     h = report["host"]
     lines = [
-        f"Measured {report['date']} by `benchmarks/speed.py` (commit {report['commit']}): {h['cpu']}, "
+        ("SMOKE RUN (a tiny random model, one repeat): proves the script, measures nothing. " if report["smoke"] else "")
+        + f"Measured {report['date']} by `benchmarks/speed.py` (commit {report['commit']}): {h['cpu']}, "
         f"{h['logical_cpus']} logical CPUs, flags {', '.join(h['simd']) or '-'}; torch and math libraries capped at "
-        f"{h['thread_cap']} thread(s) (mnv2deploy/threads.py); medians of {report['repeats']} repeat(s); load average "
+        f"{h['thread_cap']} thread(s) (mnv2deploy/threads.py); medians of {report['repeats']} repeat(s) of export "
+        f"(one of the others); load average "
         f"{report['load_start'][0]:.2f} at the start. Hog: one extra process spinning on one core throughout.",
         "",
         "| command | target (idle) | idle s | with hog s | hog / idle | idle within target | hog within 2x target |",
@@ -164,7 +166,7 @@ def main() -> int:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "?"
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit, "smoke": args.smoke,
-              "repeats": args.repeats, "load_start": load_start, "load_end": os.getloadavg(),
+              "repeats": 1 if args.smoke else args.repeats, "load_start": load_start, "load_end": os.getloadavg(),
               "host": {"cpu": cpu_model(), "logical_cpus": facts.get("logical_cpus"), "simd": facts.get("simd", []),
                        "thread_cap": cap()},
               "results": results, "verdicts": verdicts(results)}

@@ -101,18 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     cap_environment()  # before any heavy import: torch/OpenMP/MKL/OpenBLAS here and in every child (threads.py)
     common.take_json_result()  # nothing left over from an earlier in-process call
     _errors.clear()
+    from .parity import _written as junit_written
+
+    junit_written.clear()
     code = _run(argv, debug)
+    command = next((a for a in head if a in COMMANDS or a in GROUPS), None)
+    if code != 0 and command == "parity":  # a usage error before parity ran still leaves its --junit-xml report
+        from .parity import junit_after_failure
+
+        junit_after_failure(argv, _errors[-1][2] if _errors else f"error: exit code {code}", code)
     result = common.take_json_result()
     if "--json" in head and (result is not None or code != 0):
         obj = dict(result or {})
         if code != 0:
-            message, hint = _errors[-1] if _errors else (f"exit code {code}", None)
+            message, hint, _ = _errors[-1] if _errors else (f"exit code {code}", None, None)
             obj.update(error=message, hint=hint, exit_code=code)
         common.print_json(obj)
     return code
 
 
-_errors: list[tuple[str, str | None]] = []  # (what is wrong, what to do) of this invocation's one error line
+_errors: list[tuple[str, str | None, str]] = []  # (what is wrong, what to do, the line) of this invocation's error
 _LINE = re.compile(r"^error: (?P<message>.*?)(?: \(hint: (?P<hint>.*)\))?$", re.S)
 
 
@@ -120,7 +128,7 @@ def _error(line: str) -> None:
     """Print the one error line on stderr and keep its parts for the --json object."""
     print(line, file=sys.stderr)
     m = _LINE.match(line)
-    _errors.append((m["message"], m["hint"]) if m else (line, None))
+    _errors.append((m["message"], m["hint"], line) if m else (line, None, line))
 
 
 def _run(argv: list[str], debug: bool) -> int:

@@ -62,18 +62,38 @@ def junit_xml(report: dict[str, Any]) -> bytes:
     return _finish(root, suite)
 
 
-def junit_error_xml(artifact: Path, error: Mnv2Error) -> bytes:
+def junit_error_xml(artifact: str, line: str, exit_code: int) -> bytes:
     """The artifact could not be checked (bad file, data or options): one ``<error>`` testcase, so a CI job's
     publish step still has a report that says why."""
-    root, suite = _suite({"target": artifact.name})
+    root, suite = _suite({"target": artifact})
     tc = ET.SubElement(suite, "testcase", classname=suite.get("name"), name="parity")
-    ET.SubElement(tc, "error", message=error.one_line(), type=f"exit {error.exit_code}")
+    ET.SubElement(tc, "error", message=line, type=f"exit {exit_code}")
     return _finish(root, suite)
+
+
+_written: list[Path] = []  # the --junit-xml file this invocation wrote
 
 
 def _write_junit(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+    _written.append(path)
+
+
+def junit_after_failure(argv: list[str], line: str, exit_code: int) -> None:
+    """app.main's hook for failures before the command ran (typer's usage errors): --junit-xml is still written,
+    with the error, unless this invocation already wrote it."""
+    if _written:
+        return
+    path = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--junit-xml"), None)
+    path = path or next((a.split("=", 1)[1] for a in argv if a.startswith("--junit-xml=")), None)
+    if not path:
+        return
+    artifact = next((a for a in argv[argv.index("parity") + 1:] if not a.startswith("-")), "?")
+    try:
+        _write_junit(Path(path), junit_error_xml(Path(artifact).name, line, exit_code))
+    except (OSError, Mnv2Error):  # the folder is not writable: the one error line already says what is wrong
+        pass
 
 
 def _render(report: dict[str, Any]):
@@ -130,7 +150,7 @@ def parity(
         report = _check(artifact, data, samples, max_drop, min_agreement, arch, cpu, threads)
     except Mnv2Error as e:  # the artifact could not be checked: CI still gets a report saying why
         if junit is not None:
-            _write_junit(junit, junit_error_xml(artifact, e))
+            _write_junit(junit, junit_error_xml(artifact.name, e.one_line(), e.exit_code))
         raise
     if junit is not None:
         _write_junit(junit, junit_xml(report))

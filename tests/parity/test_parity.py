@@ -171,6 +171,14 @@ def test_truncated_artifact_json_error_and_junit_error_testcase(onnx_fp32, tmp_p
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
 
 
+def test_usage_error_before_parity_runs_still_writes_the_junit_error(onnx_fp32, tmp_path, capsys):
+    junit = tmp_path / "r.xml"
+    code, r, err = _run(capsys, onnx_fp32, "--samples", "0", "--junit-xml", junit)
+    assert code == 2 and r["exit_code"] == 2
+    error = ET.parse(junit).getroot().find("testsuite/testcase/error")
+    assert "--samples" in error.get("message") and error.get("type") == "exit 2"
+
+
 def test_bad_manifest_still_writes_the_junit_error(onnx_fp32, tmp_path, capsys, copy_artifact):
     art = copy_artifact(onnx_fp32)
     manifest_path(art).unlink()
