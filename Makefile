@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test android-setup
 
-# torch first, pinned: asking pip for plain torch would fetch a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# scripts/install.sh: torch's CPU build first (its CPU wheel index, or the configured index where only that answers),
+# then the package; the one recipe docs/ci.md uses too.
+$(STAMP): pyproject.toml scripts/install.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	PYTHON=$(PY) sh scripts/install.sh dev
 	touch $(STAMP)
 
 setup: $(STAMP)

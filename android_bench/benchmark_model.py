@@ -24,8 +24,10 @@ QS8_QU8 = 0x3  # XNNPACK delegate flags that must stay set when flags are given 
 
 
 def _flags(argv):
-    flags = {"graph": None, "num_threads": "-1", "warmup_runs": "1", "num_runs": "50", "min_secs": "0",
-             "max_secs": "150", "warmup_min_secs": "0", "use_xnnpack": "true",
+    # the tool's own defaults (1 s / 0.5 s minimum time, 150 s maximum): run counts differ from the asked ones
+    # unless the caller sets them, as mnv2deploy's Android bench does
+    flags = {"graph": None, "num_threads": "-1", "warmup_runs": "1", "num_runs": "50", "min_secs": "1.0",
+             "max_secs": "150", "warmup_min_secs": "0.5", "use_xnnpack": "true",
              "report_peak_memory_footprint": "false", "memory_footprint_check_interval_ms": "50",
              "print_preinvoke_state": "false", "xnnpack_runtime_flags": "0"}
     for a in argv:
@@ -105,9 +107,10 @@ def _log(msg):
     print(f"INFO: {msg}", flush=True)
 
 
-def _runs(invoke, count, min_secs):
+def _runs(invoke, count, min_secs, max_secs):
     out, start = [], time.perf_counter()
-    while len(out) < count or time.perf_counter() - start < min_secs:
+    while ((len(out) < count or time.perf_counter() - start < min_secs)
+           and time.perf_counter() - start <= max_secs):
         t = time.perf_counter()
         invoke()
         out.append((time.perf_counter() - t) * 1e6)
@@ -180,12 +183,12 @@ def main(argv):
         it.set_tensor(d["index"], x)
     _log(f"Running benchmark for at least {f['warmup_runs']} iterations and at least {f['warmup_min_secs']} "
          f"seconds but terminate if exceeding {f['max_secs']} seconds.")
-    warm = _runs(invoke, max(1, int(f["warmup_runs"])), float(f["warmup_min_secs"]))
+    warm = _runs(invoke, max(1, int(f["warmup_runs"])), float(f["warmup_min_secs"]), float(f["max_secs"]))
     _log(_stat_line(warm))
     _log("")
     _log(f"Running benchmark for at least {f['num_runs']} iterations and at least {f['min_secs']} seconds but "
          f"terminate if exceeding {f['max_secs']} seconds.")
-    timed = _runs(invoke, max(1, int(f["num_runs"])), float(f["min_secs"]))
+    timed = _runs(invoke, max(1, int(f["num_runs"])), float(f["min_secs"]), float(f["max_secs"]))
     _log(_stat_line(timed))
     _log("")
     _log(f"Inference timings in us: Init: {int(init_ms * 1000)}, First inference: {int(warm[0])}, "

@@ -38,7 +38,8 @@ while [ "$i" -le "$REPEATS" ]; do
   if [ "$COOLDOWN" -gt 0 ]; then echo "cooling down ${COOLDOWN}s before run $i" >&2; sleep "$COOLDOWN"; fi
   # into a file, not a pipe, so a failing run still fails this script (sh has no pipefail)
   $ADB shell "${PIN}${INTERPRETER:+$INTERPRETER }$DIR/benchmark_model --graph=$DIR/model.tflite \
-      --num_threads=$THREADS --warmup_runs=$WARMUP --num_runs=$RUNS --report_peak_memory_footprint=true" \
+      --num_threads=$THREADS --warmup_runs=$WARMUP --num_runs=$RUNS --warmup_min_secs=0 --min_secs=0 \
+      --max_secs=86400 --report_peak_memory_footprint=true" \
       > "$KEEP/benchmark_output.$i.txt" 2>&1 || { cat "$KEEP/benchmark_output.$i.txt"; exit 1; }
   cat "$KEEP/benchmark_output.$i.txt"
   i=$((i + 1))

@@ -383,7 +383,7 @@ def sweep_artifact(width: float, res: int, cache: Path, calib_n: int) -> Path:
     ref = load_reference(spec)
     request = ExportRequest(reference=ref, resolution=res, out_dir=out.parent)
     calib = load_embedded("calib", spec.contract.at_resolution(res), calib_n).images
-    qmodel, quantizer = ti.quantize_pt2e(ref.model, request, calib)
+    qmodel, quantizer = ti.quantize_pt2e(ref.model, res, calib)
     from litert_torch.quantize.quant_config import QuantConfig
 
     tmp = out.with_suffix(".partial.tflite")

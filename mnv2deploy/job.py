@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import Mnv2Error
+from .threads import cap as threads_cap
 
 MEMORY_TARGET = "tflite-int8"
 
@@ -41,18 +42,29 @@ def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
 
 def _bench_summary(result: Any) -> dict[str, Any]:
     lat = result.latency_ms
+    mem = result.memory or {}
     return {"runtime": result.runtime, "delegate": result.delegate, "threads": result.threads,
-            "p50_ms": lat.p50, "p90_ms": lat.p90, "p99_ms": lat.p99, "runs": lat.count,
+            "p50_ms": lat.p50, "p90_ms": lat.p90, "p99_ms": lat.p99, "runs": lat.count, "warmup": result.warmup,
             "init_ms": result.init_ms, "first_inference_ms": result.first_inference_ms,
-            "peak_memory_bytes": result.peak_memory_bytes, "loaded": result.loaded}
+            "peak_memory_bytes": result.peak_memory_bytes, "model_rss_bytes": mem.get("model_rss_bytes"),
+            "loaded": result.loaded, "loaded_notes": list(result.notes) if result.loaded else []}
 
 
 def _parity_summary(report: dict[str, Any]) -> dict[str, Any]:
     keys = ("status", "passed", "runtime", "samples", "top1_agreement", "reference_accuracy", "artifact_accuracy",
-            "max_abs_diff", "sqnr_db", "skip_reason")
+            "max_abs_diff", "sqnr_db", "skip_reason", "static_checks_passed")
     out = {k: report.get(k) for k in keys}
     out["failed_checks"] = [c["name"] for c in report.get("checks", []) if c["passed"] is False]
+    out["skipped_checks"] = [c["name"] for c in report.get("checks", []) if c.get("status") == "skipped"]
+    if out["static_checks_passed"] is False:
+        out["failed_checks"].append("static checks")
     return out
+
+
+def _failed(row: dict[str, Any]) -> bool:
+    """A parity check ran and failed (a skipped artifact's passed is null: not run, neither pass nor fail)."""
+    p = row.get("parity") or {}
+    return p.get("passed") is False or p.get("static_checks_passed") is False
 
 
 def _memory_summary(report: Any) -> dict[str, Any]:
@@ -64,7 +76,7 @@ def _memory_summary(report: Any) -> dict[str, Any]:
 
 def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run every step; returns the report dict (see `report.json`)."""
-    from .bench.host import HostBenchConfig, cpu_model, run_host_bench
+    from .bench.host import HostBenchConfig, cpu_facts, cpu_model, load_average, run_host_bench
     from .memory.report import analyze_artifact
     from .parity import check_parity
     from .targets import get_target
@@ -73,6 +85,7 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
     from .weights import load_reference, resolve_weights
 
     started = time.time()
+    load_before = load_average()
     spec = resolve_weights(cfg.weights, resolution=cfg.resolution)
     reference = load_reference(spec)
     resolution = cfg.resolution or spec.contract.resolution
@@ -94,8 +107,11 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
             continue
         row["export"] = exported.to_dict()
         progress(f"[{i}/{len(names)}] {name}: parity ({exported.size_bytes / 1e6:.1f} MB, {exported.seconds:.0f} s export)")
+        # the job's threads for the runtime too (not its all-cores default); conversion fidelity is parity's own
+        # report (report.md does not show it): no quantized model rebuilt here
         report, row["parity_error"] = _attempt(lambda: check_parity(exported.artifact, exported.manifest,
-                                                                    samples=cfg.samples))
+                                                                    samples=cfg.samples, threads=cfg.threads,
+                                                                    fidelity=False))
         if report is not None:
             row["parity"] = _parity_summary(report)
         if report is None or report["status"] == "skipped":
@@ -111,9 +127,13 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
     memory = _memory_step(cfg, request, rows, progress, analyze_artifact, get_target)
     return {
         "model": {"weights": spec.to_dict(), "resolution": resolution, "weights_sha256": reference.weights_sha256},
-        "host": {"cpu": cpu_model(), "threads": cfg.threads},
+        "host": {"cpu": cpu_model(), "threads": cfg.threads, "cpu_flags": cpu_facts().get("simd", []),
+                 "logical_cpus": cpu_facts().get("logical_cpus"), "thread_cap": threads_cap(),
+                 "load_average_start": load_before, "load_average_end": load_average()},
+        "config": {"runs": cfg.runs, "warmup": cfg.warmup, "threads": cfg.threads, "parity_samples": cfg.samples,
+                   "split": cfg.split, "memory_resolution": cfg.memory_resolution},
         "targets": rows, "skipped_targets": skipped, "memory": memory,
-        "passed": all(r.get("parity", {}).get("passed", True) for r in rows),
+        "passed": not any(_failed(r) for r in rows),
         "seconds": round(time.time() - started, 1),
     }
 

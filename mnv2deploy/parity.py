@@ -37,18 +37,25 @@ def compare_logits(ref: np.ndarray, art: np.ndarray) -> dict[str, float]:
             "mean_abs_diff": float(diff.mean()), "sqnr_db": sqnr, "cosine": float(cos.mean())}
 
 
+def _labelled(labels: np.ndarray | None) -> bool:
+    return labels is not None and len(labels) > 0 and not np.any(labels < 0)
+
+
 def _accuracy(logits: np.ndarray, labels: np.ndarray | None) -> float | None:
-    if labels is None or len(labels) == 0 or np.any(labels < 0):
+    if not _labelled(labels):
         return None
     return float(np.mean(logits.argmax(1) == labels))
 
 
-def _check(name: str, value: Any, limit: Any, passed: bool | None, detail: str) -> dict[str, Any]:
-    return {"name": name, "value": value, "limit": limit, "passed": passed, "detail": detail}
+def _check(name: str, value: Any, limit: Any, passed: bool | None, detail: str, ran: bool = True) -> dict[str, Any]:
+    """``status``: passed / failed, informational (no limit for this precision), or skipped (the check could not run,
+    e.g. no labels for an accuracy drop): ``passed`` is then null, never true."""
+    status = ("skipped" if not ran else "informational" if passed is None else "passed" if passed else "failed")
+    return {"name": name, "value": value, "limit": limit, "passed": passed, "status": status, "detail": detail}
 
 
 def evaluate(m: dict[str, Any], tol: Tolerance) -> list[dict[str, Any]]:
-    """One check per metric; passed None = informational (no limit for this precision, or no labels)."""
+    """One check per metric; passed None = informational (no limit for this precision) or skipped (no labels)."""
     checks = []
     agree = m["top1_agreement"]
     if tol.min_agreement is not None:
@@ -63,7 +70,9 @@ def evaluate(m: dict[str, Any], tol: Tolerance) -> list[dict[str, Any]]:
                              passed, f"reference {ra:.2%} -> artifact {aa:.2%}"))
     else:
         m["accuracy_drop"] = None
-        checks.append(_check("accuracy_drop", None, None, None, "no labels: accuracies not computed"))
+        limit = f"<= {tol.max_drop} pts" if tol.max_drop is not None else None
+        checks.append(_check("accuracy_drop", None, limit, None, "no labels for these images: accuracies not computed",
+                             ran=False))
     mad = m["max_abs_diff"]
     checks.append(_check("max_abs_diff", mad, f"<= {tol.max_abs_diff}" if tol.max_abs_diff is not None else None,
                          mad <= tol.max_abs_diff if tol.max_abs_diff is not None else None, "largest logit difference"))
@@ -77,17 +86,22 @@ def evaluate(m: dict[str, Any], tol: Tolerance) -> list[dict[str, Any]]:
 
 
 def conversion_fidelity(artifact: Path, manifest: Manifest, data: Path | None, n: int, labels: np.ndarray | None,
-                        logits: np.ndarray) -> dict[str, Any] | None:
-    """int8: the artifact against the quantized torch model it was converted from (recorded by the exporter)."""
+                        logits: np.ndarray, images: np.ndarray | None = None, model: Any = None) -> dict[str, Any] | None:
+    """int8: the artifact against the quantized torch model it was converted from: the logits the exporter recorded
+    (``export --quantized-reference``) when this run uses the same images, else that model rebuilt from the float
+    reference ``model`` and the recorded calibration, run on this run's ``images``."""
     if manifest.precision != "int8":
         return None
     qref = manifest.extra.get("quantized_reference")
     if not qref or not isinstance(qref, dict):
-        return {"status": "n/a", "reason": "the manifest records no quantized torch reference"}
+        qref = {"reason": "the manifest records no quantized torch reference"}
+    if qref.get("file") is None:
+        return _rebuilt_fidelity(manifest, labels, logits, images, model) or {"status": "n/a", "reason": qref.get("reason")}
     if data is not None or qref.get("data") != "embedded:eval" or qref.get("samples") != n:
-        return {"status": "n/a", "reason": f"recorded on {qref.get('data')} x {qref.get('samples')}, this run on "
-                f"{'embedded:eval' if data is None else data} x {n}; run with the same data to compare",
-                "quantized_accuracy": qref.get("accuracy")}
+        rebuilt = _rebuilt_fidelity(manifest, labels, logits, images, model)
+        return rebuilt or {"status": "n/a", "reason": f"recorded on {qref.get('data')} x {qref.get('samples')}, this "
+                           f"run on {'embedded:eval' if data is None else data} x {n}; run with the same data to compare",
+                           "quantized_accuracy": qref.get("accuracy")}
     name = qref.get("file")
     if not isinstance(name, str) or not name or Path(name).name != name:  # never read outside the artifact's folder
         return {"status": "n/a", "reason": f"the manifest's quantized reference file {str(name)[:60]!r} is not a "
@@ -103,7 +117,37 @@ def conversion_fidelity(artifact: Path, manifest: Manifest, data: Path | None, n
     if q_logits.shape != logits.shape:
         return {"status": "n/a", "reason": f"{path.name} holds logits of shape {q_logits.shape}, not {logits.shape}"}
     out = compare_logits(q_logits, logits)
-    out.update(status="compared", quantized_accuracy=_accuracy(q_logits, labels), file=path.name)
+    out.update(status="compared", source="recorded", quantized_accuracy=_accuracy(q_logits, labels), file=path.name)
+    return out
+
+
+def _rebuilt_fidelity(manifest: Manifest, labels: np.ndarray | None, logits: np.ndarray, images: np.ndarray | None,
+                      model: Any) -> dict[str, Any] | None:
+    """Conversion fidelity against the quantized torch model rebuilt by the manifest's target; None when the target
+    has none (onnx-int8: onnxruntime quantizes the graph itself) or nothing to rebuild it from."""
+    from .data import load_dataset
+    from .targets import TARGETS
+    from .targets._common import batch1_logits
+    from .targets.base import Target
+
+    target = TARGETS.get(manifest.target)
+    calib = manifest.extra.get("calibration")
+    if target is None or model is None or images is None or not isinstance(calib, dict):
+        return None
+    source, count = calib.get("source"), calib.get("samples")
+    if type(target).quantized_torch_model is Target.quantized_torch_model:  # no separate quantized torch model
+        return None
+    if not isinstance(source, str) or not isinstance(count, int) or count < 1:
+        return {"status": "n/a", "reason": "the manifest's calibration record is incomplete"}
+    folder = None if source == "embedded:calib" else Path(source)
+    if folder is not None and not folder.is_dir():
+        return {"status": "n/a", "reason": f"the calibration folder {source} is not here to rebuild the quantized "
+                                           "torch model; export with --quantized-reference to record its logits"}
+    calib_batch = load_dataset(folder, manifest.preprocessing, count, kind="calib")
+    qmodel = target.quantized_torch_model(model, manifest.preprocessing.resolution, calib_batch.images)
+    q_logits = batch1_logits(qmodel, images)
+    out = compare_logits(q_logits, logits)
+    out.update(status="compared", source="rebuilt", quantized_accuracy=_accuracy(q_logits, labels))
     return out
 
 
@@ -121,9 +165,13 @@ def _load_images(data: Path | None, manifest: Manifest, samples: int | None):
 
 def check_parity(artifact: Path, manifest: Manifest, data: Path | None = None, samples: int | None = None,
                  thresholds: Tolerance | None = None, arch: str = HOST, cpu: str | None = None,
-                 threads: int | None = None) -> ParityReport:
+                 threads: int | None = None, labels_required: bool = False, fidelity: bool = True) -> ParityReport:
     """The parity report (a dict, as printed by --json) of ``artifact``, whose ``manifest`` the caller has read and
-    verified (``read_manifest(artifact, verify=True)``). Raises typed errors for bad artifacts/data."""
+    verified (``read_manifest(artifact, verify=True)``). Raises typed errors for bad artifacts/data.
+
+    ``labels_required``: the caller asked for an accuracy gate (--max-drop), so unlabelled images are a usage error
+    rather than a check that silently cannot run. ``fidelity``: int8 conversion fidelity (may rebuild the quantized
+    torch model; the main job skips it, its report does not show it)."""
     from .runtimes import check_threads, run_artifact, runtime_for
     from .runtimes.child import call_in_child
     from .runtimes.torch_eager import TorchRuntime
@@ -146,13 +194,17 @@ def check_parity(artifact: Path, manifest: Manifest, data: Path | None = None, s
         raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")
     if reason:
         checks = runtime_cls.static_checks(artifact, manifest)
-        report.update(status="skipped", passed=all(c["passed"] for c in checks), skip_reason=reason,
-                      static_checks=checks)
+        # not run is not passed: the static checks' verdict has its own key (and a failed one still exits 3)
+        report.update(status="skipped", passed=None, static_checks_passed=all(c["passed"] for c in checks),
+                      skip_reason=reason, static_checks=checks)
         return report
 
     batch = _load_images(data, manifest, samples)
     if len(batch) == 0:
         raise BadDataError("no images to compare", "give a folder with images (one subfolder per class for labels)")
+    if labels_required and not _labelled(batch.labels):
+        raise UsageError(f"--max-drop needs labelled images, and {batch.source} has no labels the model knows",
+                         "drop --max-drop, or give --data DIR/<class>/<image> with the model's class names as folders")
     ref_rt = TorchRuntime()
     ref_rt.load(artifact, manifest, threads=threads)
     ref = ref_rt.run(batch.images)
@@ -168,6 +220,7 @@ def check_parity(artifact: Path, manifest: Manifest, data: Path | None = None, s
     report.update(metrics, checks=checks, passed=passed, status="passed" if passed else "failed",
                   samples=len(batch), data=batch.source, runtime=out["runtime"], runtime_details=out["details"],
                   versions={**out["versions"], **ref_rt.versions(), "mnv2deploy": _own_version()},
-                  conversion_fidelity=conversion_fidelity(artifact, manifest, data, len(batch), batch.labels, logits),
+                  conversion_fidelity=(conversion_fidelity(artifact, manifest, data, len(batch), batch.labels, logits,
+                                                           batch.images, ref_rt.model) if fidelity else None),
                   cpu=out["details"].get("emulated_cpu", cpu))
     return report

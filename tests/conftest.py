@@ -69,10 +69,11 @@ def export_artifact(tmp_path_factory) -> Callable[..., Any]:
             dynamic = bool(options.pop("dynamic_batch", False))
             calib = options.pop("calib", None)
             samples = int(options.pop("calib_samples", 200))
+            qref = bool(options.pop("quantized_reference", False))
             out = root / f"e{len(cache)}"
             request = ExportRequest(reference=reference, resolution=resolution or spec.contract.resolution,
                                     out_dir=Path(out), calib=calib, calib_samples=samples, split=split,
-                                    dynamic_batch=dynamic, options=options)
+                                    dynamic_batch=dynamic, options=options, quantized_reference=qref)
             cache[key] = get_target(target).export(request)
         return cache[key]
 

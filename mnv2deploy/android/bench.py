@@ -23,7 +23,7 @@ from .adb import Adb
 from .benchmark_output import BenchmarkOutput, RunCounts, parse_benchmark_output
 from .devices import AndroidDevice, list_devices
 from .profiles import resolve_device
-from .runner import Runner, resolve_runner
+from .runner import Runner, resolve_runner, run_count_flags
 
 REMOTE_ROOT = "/data/local/tmp"
 EMULATED_NOTE = "EMULATED: aarch64 code under qemu on an x86 host; a sanity check, not a phone time"
@@ -111,7 +111,8 @@ def run_android_bench(artifact: Path, manifest: Manifest, device: str, threads: 
     emulated = adb.getprop("ro.kernel.qemu") == "1" or tool.interpreter is not None
     remote = f"{REMOTE_ROOT}/mnv2deploy-{os.getpid()}-{int(time.time())}"
     graph = f"{remote}/{Path(artifact).name}"
-    flags = (f"--graph={graph} --num_threads={threads} --warmup_runs={warmup} --num_runs={runs} "
+    timeout = 120 + (runs + warmup) * (30 if emulated else 5)
+    flags = (f"--graph={graph} --num_threads={threads} {run_count_flags(runs, warmup, timeout)} "
              "--report_peak_memory_footprint=true")
     prefix = f"taskset {taskset_mask(pinned)} " if pinned else ""
     command = f"cd {remote} && {prefix}{tool.command(remote)} {flags} 2>&1 | tee {remote}/benchmark_output.txt"
@@ -125,7 +126,6 @@ def run_android_bench(artifact: Path, manifest: Manifest, device: str, threads: 
         if tool.interpreter is None:
             adb.shell(f"chmod 755 {remote}/{tool.remote_name}")
         before = read_state(adb)
-        timeout = 120 + (runs + warmup) * (30 if emulated else 5)
         try:
             text = adb.shell(command, timeout=timeout, check=False).output
         except DeviceError as e:
@@ -172,10 +172,12 @@ def _result(artifact: Path, manifest: Manifest, dev: AndroidDevice, tool: Runner
     if not pinned:
         notes.append("no cpufreq information: not pinned to big cores")
     runtime = "litert-benchmark_model" if tool.interpreter is None else "litert-arm64-standin"
-    version = "official android_aarch64 build" if tool.interpreter is None else "ai-edge-litert (aarch64 wheel)"
+    runner = tool.describe()
+    version = (f"LiteRT {tool.release or '(release not checked: --runner)'} benchmark_model for android_aarch64, "
+               f"sha256 {runner['sha256'][:12]}" if tool.interpreter is None else "ai-edge-litert (aarch64 wheel)")
     details = {"abi": dev.abi, "android_version": dev.android_version, "core_max_khz": list(dev.core_max_khz),
                "pinned_cores": list(pinned), "state_before": before, "state_after": after,
-               "runner": str(tool.local)}
+               "runner": runner}
     first = parsed.first_inference_us / 1000 if parsed.first_inference_us is not None else None
     warmup_ms = parsed.warmup.avg_us / 1000 if parsed.warmup else None
     memory = dict(parsed.memory)

@@ -1,6 +1,9 @@
-"""The on-device runner: LiteRT's official benchmark_model for android_aarch64, from the user cache or --runner.
+"""The on-device runner: LiteRT's benchmark_model for android_aarch64, pinned to the LiteRT release parity uses,
+from the user cache or --runner.
 
-Nothing is downloaded at run time: offline, the error names the official URL and the cache path to put it at.
+Pinned, not a moving nightly: the cache path names the release (``android/litert-2.3.0/``), the result names the
+release and the binary's sha256, so a phone number can be traced to the kernels that made it. Nothing is downloaded
+at run time: without it, the error says how to build that release's binary and where to put it.
 ``android_bench/benchmark_model.py`` is the stand-in the emulated tier pushes (an aarch64 Python script that
 prints the same output); it is never used for a real phone unless given explicitly with --runner.
 """
@@ -15,8 +18,9 @@ from ..errors import BadInputError, MissingToolError
 from ..weights import cache_dir
 
 RUNNER_NAME = "android_aarch64_benchmark_model"
-OFFICIAL_URL = ("https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/release/lite/tools/"
-                "nightly/latest/android_aarch64_benchmark_model")
+LITERT_RELEASE = "2.3.0"  # the ai-edge-litert release parity and the emulated tier run (pyproject.toml [tflite])
+SOURCE = "https://github.com/google-ai-edge/LiteRT"
+BUILD = ("bazel build -c opt --config=android_arm64 //tflite/tools/benchmark:benchmark_model")
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,29 @@ class Runner:
     local: Path
     remote_name: str
     interpreter: str | None = None  # e.g. "python3" for the stand-in script; None for a native binary
+    release: str | None = None  # the LiteRT release it is pinned to; None: given by --runner, not checked
+
+    def describe(self) -> dict[str, str | None]:
+        """What the result names: the path, the binary's sha256 and the LiteRT release."""
+        from ..fileio import sha256_file
+
+        return {"path": str(self.local), "sha256": sha256_file(self.local), "litert_release": self.release}
 
     def command(self, remote_dir: str) -> str:
         path = f"{remote_dir}/{self.remote_name}"
         return f"{self.interpreter} {path}" if self.interpreter else path
 
 
+def run_count_flags(runs: int, warmup: int, max_secs: float) -> str:
+    """benchmark_model's run-count flags so it runs exactly ``warmup`` + ``runs`` times: by default it repeats until
+    --warmup_min_secs 0.5 / --min_secs 1.0 have passed (hundreds of runs of a fast model for --runs 50) and stops
+    at --max_secs 150 (a slow model short of its runs)."""
+    return (f"--warmup_runs={warmup} --num_runs={runs} --warmup_min_secs=0 --min_secs=0 "
+            f"--max_secs={max(1, int(max_secs))}")
+
+
 def cached_runner_path() -> Path:
-    return cache_dir() / "android" / RUNNER_NAME
+    return cache_dir() / "android" / f"litert-{LITERT_RELEASE}" / RUNNER_NAME
 
 
 def resolve_runner(runner: str | os.PathLike | None = None) -> Runner:
@@ -45,7 +64,8 @@ def resolve_runner(runner: str | os.PathLike | None = None) -> Runner:
         return Runner(path, "benchmark_model")
     cached = cached_runner_path()
     if cached.is_file():
-        return Runner(cached, "benchmark_model")
+        return Runner(cached, "benchmark_model", release=LITERT_RELEASE)
     raise MissingToolError(
-        f"no benchmark_model for android_aarch64 in {cached}",
-        f"download {OFFICIAL_URL} to {cached} (or pass --runner PATH); nothing is fetched at run time")
+        f"no LiteRT {LITERT_RELEASE} benchmark_model for android_aarch64 in {cached}",
+        f"build it from {SOURCE} at the v{LITERT_RELEASE} release ({BUILD}) and copy it to {cached}, or pass "
+        "--runner PATH; nothing is fetched at run time, and a nightly build is not the release parity checked")

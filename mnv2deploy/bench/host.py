@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import MissingToolError, UsageError
+from ..errors import MissingToolError, PlatformError, UsageError
 from ..manifest import Manifest
 from ..runtimes import check_threads, runtime_class
 from ..runtimes.base import Runtime
+from ..threads import child_environment
 from .result import BenchResult, DeviceInfo, LatencyStats
 
 RUNTIMES = ("auto", "torch")
 MAX_RUNS = 1_000_000  # at 1 ms a run that is already 17 minutes
 MAX_BATCH = 1024
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 SPREAD_LOADED = 0.20  # (p90 - p50) / p50 above this: runs disturbed by other work
 OTHER_BUSY_LOADED = 0.25  # CPUs' worth of time other processes used while the timed runs ran
 VMHWM_RESET = "5"  # writing 5 to /proc/self/clear_refs resets VmHWM (peak RSS) to the current RSS
@@ -175,21 +175,6 @@ def _reset_peak() -> bool:
         return False
 
 
-@contextlib.contextmanager
-def thread_env(threads: int) -> Iterator[None]:
-    """OpenMP/MKL/OpenBLAS pools sized before the child starts: a spawned child inherits os.environ."""
-    saved = {k: os.environ.get(k) for k in THREAD_ENV}
-    os.environ.update({k: str(threads) for k in THREAD_ENV})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 # --- the child ---------------------------------------------------------------------------------------------
 
 def _input_batch(manifest: Any, batch: int) -> Any:
@@ -210,8 +195,12 @@ def measure_in_child(artifact: str, manifest: Manifest, cfg: HostBenchConfig) ->
     rss_start = _status_bytes("VmRSS")
     runtime_cls = cfg.runtime_class(manifest.format)
     reason = runtime_cls.unavailable_reason()  # also imports the framework, so the baseline includes it
-    if reason:
-        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")  # the reason names the fix
+    if reason and "pip install" in reason:  # a missing package: the reason names the extra to install
+        raise MissingToolError(f"{runtime_cls.name} cannot run here: {reason}")
+    if reason:  # the platform: nothing to install here
+        raise PlatformError(f"{runtime_cls.name} cannot run here: {reason}",
+                            f"bench it where {runtime_cls.name} runs (a .mlpackage: on macOS, or `--device iphone` "
+                            "from a Mac); here `mnv2deploy parity` still runs its static checks")
     if cfg.runtime == "torch":
         import torch
 
@@ -225,6 +214,7 @@ def measure_in_child(artifact: str, manifest: Manifest, cfg: HostBenchConfig) ->
     t0 = time.perf_counter_ns()
     runtime.load(Path(artifact), manifest, threads=cfg.threads, **cfg.load_options(runtime_cls))
     t1 = time.perf_counter_ns()
+    after_load = _status_bytes("VmRSS")
     runtime.run(x)
     t2 = time.perf_counter_ns()
     for _ in range(cfg.warmup):
@@ -239,6 +229,7 @@ def measure_in_child(artifact: str, manifest: Manifest, cfg: HostBenchConfig) ->
     return {"samples_ns": samples, "init_ns": t1 - t0, "first_ns": t2 - t1, "runtime": runtime.name,
             "versions": runtime.versions(), "details": runtime.details(),
             "memory": {"rss_at_start_bytes": rss_start, "baseline_rss_bytes": baseline, "peak_rss_bytes": peak,
+                       "rss_after_load_bytes": after_load,
                        "peak_reset_after_import": peak_reset, "ru_maxrss_bytes": _ru_maxrss_bytes()},
             "affinity": sorted(_usable_cpus()), "pid": os.getpid(), "other_load": other.cpus()}
 
@@ -260,8 +251,12 @@ def _memory(raw: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:
     if peak is None:  # no /proc (macOS): getrusage is the only peak there is
         peak, source = raw.get("ru_maxrss_bytes"), "ru_maxrss of the benchmark process"
     increase = peak - base if peak is not None and base is not None else None
+    loaded = raw.get("rss_after_load_bytes")
     memory = {"source": source, "peak_rss_bytes": peak, "baseline_rss_bytes": base,
               "peak_increase_bytes": increase,
+              # the model's own share: what loading it added to the process (the peak is mostly Python + framework)
+              "model_rss_bytes": loaded - base if loaded is not None and base is not None else None,
+              "rss_after_load_bytes": loaded,
               "baseline": "RSS after importing the runtime framework and reading the inputs, before loading the model",
               "rss_at_start_bytes": raw.get("rss_at_start_bytes"), "ru_maxrss_bytes": raw.get("ru_maxrss_bytes")}
     return peak, memory
@@ -292,7 +287,7 @@ def run_host_bench(artifact: str | os.PathLike, manifest: Manifest, config: Host
     if timeout is None:
         timeout = 300 + (runs + warmup + 1) * batch * 5.0
     before = load_average()
-    with thread_env(threads):
+    with child_environment(threads):  # the timed child's math libraries at exactly --threads
         raw = call_in_child(measure_in_child, str(artifact), manifest, config, timeout=timeout)
     after = load_average()
     stats = LatencyStats.from_samples([ns / 1e6 for ns in raw["samples_ns"]])

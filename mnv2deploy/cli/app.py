@@ -9,6 +9,7 @@ import contextlib
 import errno
 import importlib
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -17,6 +18,7 @@ from typing import Iterator
 import typer
 
 from ..errors import Mnv2Error
+from ..threads import cap_environment
 from . import common
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -88,48 +90,84 @@ def _quiet_libraries(debug: bool) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every failure is one line on stderr and a documented exit code (README: Exit codes)."""
+    """Run the CLI; every failure is one line on stderr and a documented exit code (README: Exit codes). With
+    --json, stdout holds exactly one JSON object on every exit: the command's result, and on failure
+    ``error``/``hint``/``exit_code`` (merged into the result when the command had one, e.g. a failed parity gate)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     head = argv[:argv.index("--")] if "--" in argv else argv
     debug = "--debug" in head
     if debug:  # accepted anywhere before `--`, as the README promises, not only before the command
         argv = ["--debug"] + [a for i, a in enumerate(argv) if not (a == "--debug" and i < len(head))]
+    cap_environment()  # before any heavy import: torch/OpenMP/MKL/OpenBLAS here and in every child (threads.py)
+    common.take_json_result()  # nothing left over from an earlier in-process call
+    _errors.clear()
+    from .parity import _written as junit_written
+
+    junit_written.clear()
+    code = _run(argv, debug)
+    command = next((a for a in head if a in COMMANDS or a in GROUPS), None)
+    if code != 0 and command == "parity":  # a usage error before parity ran still leaves its --junit-xml report
+        from .parity import junit_after_failure
+
+        junit_after_failure(argv, _errors[-1][2] if _errors else f"error: exit code {code}", code)
+    result = common.take_json_result()
+    if "--json" in head and (result is not None or code != 0):
+        obj = dict(result or {})
+        if code != 0:
+            message, hint, _ = _errors[-1] if _errors else (f"exit code {code}", None, None)
+            obj.update(error=message, hint=hint, exit_code=code)
+        common.print_json(obj)
+    return code
+
+
+_errors: list[tuple[str, str | None, str]] = []  # (what is wrong, what to do, the line) of this invocation's error
+_LINE = re.compile(r"^error: (?P<message>.*?)(?: \(hint: (?P<hint>.*)\))?$", re.S)
+
+
+def _error(line: str) -> None:
+    """Print the one error line on stderr and keep its parts for the --json object."""
+    print(line, file=sys.stderr)
+    m = _LINE.match(line)
+    _errors.append((m["message"], m["hint"], line) if m else (line, None, line))
+
+
+def _run(argv: list[str], debug: bool) -> int:
     try:
         with _quiet_libraries(debug):
             result = app(args=argv, prog_name="mnv2deploy", standalone_mode=False)
         if result == INTERRUPTED:  # typer turns Ctrl-C into Exit(130) and returns the code without a word
-            print(INTERRUPTED_LINE, file=sys.stderr)
+            _error(INTERRUPTED_LINE)
         return int(result) if isinstance(result, int) else 0
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
-        print("error: aborted", file=sys.stderr)
+        _error("error: aborted")
         return 130
     except typer.TyperException as e:  # bad option values, unknown commands: exit 2
-        print(_usage_error(e), file=sys.stderr)
+        _error(_usage_error(e))
         return int(getattr(e, "exit_code", 2) or 2)
     except Mnv2Error as e:
         command = next((a for a in argv if a in COMMANDS or a in GROUPS), None)
         line = e.one_line()
-        print(line.replace("mnv2deploy COMMAND", f"mnv2deploy {command}") if command else line, file=sys.stderr)
+        _error(line.replace("mnv2deploy COMMAND", f"mnv2deploy {command}") if command else line)
         return e.exit_code
     except KeyboardInterrupt:
-        print(INTERRUPTED_LINE, file=sys.stderr)
+        _error(INTERRUPTED_LINE)
         return INTERRUPTED
     except OSError as e:  # out of space or permission denied: the environment, not a bug (exit 2)
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            print(f"error: no space left on device{f' writing {e.filename}' if e.filename else ''} "
-                  "(hint: free disk space or choose another --out folder)", file=sys.stderr)
+            _error(f"error: no space left on device{f' writing {e.filename}' if e.filename else ''} "
+                   "(hint: free disk space or choose another --out folder)")
             return 2
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            print(f"error: {e.strerror}{f': {e.filename}' if e.filename else ''} "
-                  "(hint: check the file's permissions, or choose a writable --out folder)", file=sys.stderr)
+            _error(f"error: {e.strerror}{f': {e.filename}' if e.filename else ''} "
+                   "(hint: check the file's permissions, or choose a writable --out folder)")
             return 2
         return _bug(e, debug)
     except MemoryError:  # the request is too large for this machine: exit 2 like any option value it cannot take
         if debug:
             traceback.print_exc()
-        print("error: out of memory (hint: use fewer --samples, a smaller --batch or --resolution)", file=sys.stderr)
+        _error("error: out of memory (hint: use fewer --samples, a smaller --batch or --resolution)")
         return 2
     except Exception as e:  # the one place that turns a bug into exit 1
         return _bug(e, debug)
@@ -139,8 +177,7 @@ def _bug(e: BaseException, debug: bool) -> int:
     if debug:
         traceback.print_exc()
     first = _one_line(str(e).splitlines()[0], 200) if str(e) else ""
-    print(f"error: internal error {type(e).__name__}: {first} (hint: this is a bug; rerun with --debug and report it)",
-          file=sys.stderr)
+    _error(f"error: internal error {type(e).__name__}: {first} (hint: this is a bug; rerun with --debug and report it)")
     return 1
 
 

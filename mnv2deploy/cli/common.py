@@ -21,12 +21,27 @@ debug = False  # set per invocation by the root callback (--debug): converters' 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables.")
 
 
+# The --json object of this invocation: emit() keeps it and app.main prints it once on exit, with the error merged
+# in when the command fails after emitting (a failed parity gate), so stdout holds exactly one object on every exit.
+_json_result: list[dict[str, Any]] = []
+
+
 def emit(result: dict[str, Any], as_json: bool, render: Callable[[Console], None]) -> None:
-    """Print ``result`` as JSON on stdout, or let ``render`` draw it for people."""
+    """``result`` as the command's JSON object (printed by app.main on exit), or let ``render`` draw it for people."""
     if as_json:
-        print(json.dumps(json_safe(result)))
+        _json_result[:] = [json_safe(result)]
     else:
         render(stdout)
+
+
+def take_json_result() -> dict[str, Any] | None:
+    result = _json_result[0] if _json_result else None
+    _json_result.clear()
+    return result
+
+
+def print_json(obj: dict[str, Any]) -> None:
+    print(json.dumps(json_safe(obj)), flush=True)
 
 
 @contextlib.contextmanager

@@ -53,6 +53,9 @@ def export(
     split: int = typer.Option(1, "--split", min=1, help="Channel groups per inverted residual (1 = plain model)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help=dynamic_batch_help()),
     option: List[str] = typer.Option([], "--option", help=options_help()),
+    quantized_reference: bool = typer.Option(
+        False, "--quantized-reference", help="int8: also save the quantized torch model's logits on the embedded "
+        "eval set beside the artifact (a 500-image pass; parity otherwise rebuilds what it needs)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export MobileNetV2 to deployment formats, each with a manifest (hashes, tensors, preprocessing, versions)."""
@@ -68,7 +71,7 @@ def export(
     reference = load_reference(spec)
     request = ExportRequest(reference=reference, resolution=resolution or spec.contract.resolution, out_dir=out,
                             calib=calib, calib_samples=calib_samples, split=split, dynamic_batch=dynamic_batch,
-                            options=options)
+                            options=options, quantized_reference=quantized_reference)
     if target == "all":
         names, refused = accepting(names, request)
         skipped += refused

@@ -74,5 +74,5 @@ def run(
 
     emit(report, as_json, render)
     if not report["passed"]:
-        failed = [r["target"] for r in report["targets"] if r.get("parity", {}).get("passed") is False]
+        failed = [r["target"] for r in report["targets"] if (r.get("parity") or {}).get("failed_checks")]
         raise CheckFailedError(f"parity failed for {', '.join(failed)}", f"see {files['markdown']}")

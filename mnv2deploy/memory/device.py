@@ -116,7 +116,7 @@ def run_device_memory(artifact: Path, device: str, twin: Path | None = None, spl
     from ..android.benchmark_output import parse_benchmark_output
     from ..android.devices import list_devices
     from ..android.profiles import resolve_device
-    from ..android.runner import resolve_runner
+    from ..android.runner import resolve_runner, run_count_flags
 
     unknown = [k for k in kernels if k not in KERNEL_FLAGS]
     if unknown:
@@ -147,12 +147,13 @@ def run_device_memory(artifact: Path, device: str, twin: Path | None = None, spl
         state["before"] = read_state(adb)
         for key, (path, manifest) in pair.items():
             for k in kernels:
-                flags = (f"--graph={remote}/{key}.tflite --num_threads=1 --warmup_runs={warmup} --num_runs={runs} "
+                timeout = 120 + (runs + warmup) * (60 if emulated else 5)
+                flags = (f"--graph={remote}/{key}.tflite --num_threads=1 {run_count_flags(runs, warmup, timeout)} "
                          f"--report_peak_memory_footprint=true --print_preinvoke_state=true {KERNEL_FLAGS[k]}")
                 command = f"cd {remote} && {prefix}{tool.command(remote)} {flags} 2>&1"
                 raw = raw_dir / f"{key}.{k}.txt"
                 try:
-                    text = adb.shell(command, timeout=120 + (runs + warmup) * (60 if emulated else 5), check=False).output
+                    text = adb.shell(command, timeout=timeout, check=False).output
                 except DeviceError as e:
                     write_text_atomic(raw, getattr(e, "partial_output", "") or "")
                     raise DeviceError(f"device {dev.serial} went away while measuring {key} with {k}; "

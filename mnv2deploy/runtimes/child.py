@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable
 
 from ..errors import BadArtifactError, Mnv2Error
+from ..threads import cap_torch, child_environment
 
 
 class ChildTimeoutError(BadArtifactError):
@@ -20,6 +21,7 @@ class ChildTimeoutError(BadArtifactError):
 
 def _child_main(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
     try:
+        cap_torch(only_if_loaded=True)  # the math libraries' pools were sized by the environment it started with
         result = func(*args, **kwargs)
     except Mnv2Error as e:  # typed errors cross unchanged (errors.py pickles the hint)
         conn.send(("error", e))
@@ -57,7 +59,8 @@ def call_in_child(func: Callable[..., Any], *args: Any, timeout: float | None = 
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child_main, args=(send, func, args, kwargs), daemon=True)
-    proc.start()
+    with child_environment():  # OpenMP/MKL/OpenBLAS read their caps at import in the child (threads.py)
+        proc.start()
     send.close()  # our copy: a dead child then shows up as EOF on recv
     name = getattr(func, "__name__", "child")
     try:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import BadWeightsError, UsageError
 from ..manifest import Manifest
+from ..threads import cap_torch
 from .base import Runtime
 
 CHUNK = 32
@@ -54,8 +55,6 @@ class TorchRuntime(Runtime):
         return None
 
     def load(self, artifact: Path, manifest: Manifest, threads: int | None = None, **options: Any) -> None:
-        import torch
-
         if options:
             raise UsageError(f"torch options {sorted(options)} unknown", "valid: threads")
         model = reference_from_manifest(manifest).model
@@ -64,9 +63,13 @@ class TorchRuntime(Runtime):
             from ..split import split_blocks
 
             model = split_blocks(model, split)
-        if threads:
-            torch.set_num_threads(threads)
+        cap_torch(threads)  # --threads, else the cap (threads.py): never torch's own all-cores default
         self._model, self._threads, self._split = model.eval(), threads, split
+
+    @property
+    def model(self) -> Any:
+        """The loaded reference (split as the artifact was), e.g. to rebuild the quantized model it was made from."""
+        return self._model
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch

@@ -129,6 +129,17 @@ def torch_logits(model: Any, images: np.ndarray, chunk: int = 64) -> np.ndarray:
     return np.concatenate(outs).astype(np.float32)
 
 
+# What an int8 manifest records when the quantized reference's logits were not saved at export: parity rebuilds the
+# quantized torch model (Target.quantized_torch_model) from the float reference and the recorded calibration.
+QREF_REBUILT = {"file": None, "reason": "not recorded at export (export --quantized-reference records it); parity "
+                                        "rebuilds the quantized torch model from the calibration"}
+
+
+def batch1_logits(model: Any, images: np.ndarray) -> np.ndarray:
+    """Logits one image at a time (graphs exported for batch 1 take nothing else)."""
+    return np.concatenate([torch_logits(model, images[i:i + 1]) for i in range(len(images))])
+
+
 def save_npz_atomic(final: Path, **arrays: np.ndarray) -> None:
     with atomic_path(final) as tmp:
         with open(tmp, "wb") as fh:

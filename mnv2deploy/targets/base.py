@@ -27,6 +27,9 @@ class ExportRequest:
     split: int = 1  # channel groups per inverted residual (memory issue); 1 = plain model
     dynamic_batch: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # target-specific, validated by the target
+    # int8: also save the quantized torch model's logits on the embedded eval set beside the artifact (a pass over
+    # 500 images; parity rebuilds what it needs otherwise, so export does not pay for it unless asked)
+    quantized_reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,12 @@ class Target:
                 able = [t.name for t in TARGETS.values() if getattr(t, attr)]
                 raise UsageError(f"{self.name} {what}", f"{flag} works with: {', '.join(able) or 'no target'}")
 
+    def quantized_torch_model(self, model: Any, resolution: int, calib: Any) -> Any | None:
+        """int8 targets that convert a quantized torch model: that model, rebuilt from the float ``model`` and the
+        calibration images (NCHW float32) exactly as ``convert`` builds it, so parity can measure conversion
+        fidelity without a pass inside export. None: the target has no separate quantized torch model."""
+        return None
+
     def convert(self, request: ExportRequest) -> Converted:
         """Write the artifact into a staging path and describe it; nothing is published here."""
         raise NotImplementedError
@@ -128,6 +137,9 @@ class Target:
     def export(self, request: ExportRequest) -> ExportResult:
         from ._common import publish
 
+        from ..threads import cap_torch
+
         self.check(request)
+        cap_torch()  # tracing, calibration and converters: never torch's all-cores default (threads.py)
         started = time.perf_counter()
         return publish(self, request, self.convert(request), started)

@@ -1,9 +1,11 @@
 """`tflite-int8`: full-integer int8 TFLite (int8 weights per channel, int8 activations, int8 input and output)
 via litert-torch's PT2E quantizer, calibrated on real images.
 
-The PT2E-converted (fake-quant) torch model is the *quantized reference*: its logits on the embedded eval set
-are saved beside the artifact (``<artifact>.qref.npz``) so parity can tell conversion fidelity (artifact vs
-quantized torch) from quantization impact (artifact vs fp32 torch)."""
+The PT2E-converted (fake-quant) torch model is the *quantized reference*, so parity can tell conversion fidelity
+(artifact vs quantized torch) from quantization impact (artifact vs fp32 torch). Parity rebuilds it from the float
+reference and the recorded calibration (``quantized_torch_model``); its logits on the embedded eval set are saved
+beside the artifact (``<artifact>.qref.npz``) only when asked (``export --quantized-reference``): a pass over 500
+images inside every export is what parity is for."""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def without_dropout(model: Any) -> Any:
     return model
 
 
-def quantize_pt2e(model: Any, request: ExportRequest, calib: np.ndarray) -> tuple[Any, Any]:
+def quantize_pt2e(model: Any, resolution: int, calib: np.ndarray) -> tuple[Any, Any]:
     """Prepare, calibrate on ``calib`` (NCHW float32), convert: (quantized graph module, its PT2EQuantizer)."""
     import torch
 
@@ -49,7 +51,7 @@ def quantize_pt2e(model: Any, request: ExportRequest, calib: np.ndarray) -> tupl
     pt2e = c.require("litert_torch.quantize.pt2e_quantizer", HINT)
     qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", HINT)
     quantizer = pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True))
-    graph = torch.export.export(model, (c.sample_input(request),), strict=True).module()
+    graph = torch.export.export(model, (torch.zeros(1, 3, resolution, resolution),), strict=True).module()
     prepared = qpt2e.prepare_pt2e(graph, quantizer)
     qpt2e_api = c.require("torchao.quantization.pt2e", HINT)
     qpt2e_api.move_exported_model_to_eval(prepared)
@@ -65,7 +67,7 @@ def quantized_reference(qmodel: Any, request: ExportRequest, artifact: Path) -> 
     """Run the fake-quant torch model on the embedded eval set, batch 1 as exported, and save its logits."""
     contract = request.reference.spec.contract.at_resolution(request.resolution)
     batch = load_embedded("eval", contract)
-    logits = np.concatenate([c.torch_logits(qmodel, batch.images[i:i + 1]) for i in range(len(batch))])
+    logits = c.batch1_logits(qmodel, batch.images)
     labels = batch.labels if batch.labels is not None else np.full(len(batch), -1)
     qref = artifact.with_name(artifact.name + QREF_SUFFIX)
     c.save_npz_atomic(qref, logits=logits, labels=np.asarray(labels))
@@ -77,10 +79,13 @@ class TfliteInt8Target(TfliteTarget):
     name: ClassVar[str] = "tflite-int8"
     precision: ClassVar[str] = "int8"
 
+    def quantized_torch_model(self, model: Any, resolution: int, calib: np.ndarray) -> Any:
+        return quantize_pt2e(model, resolution, calib)[0]
+
     def convert(self, request: ExportRequest) -> Converted:
         calib, source = c.calibration_batch(request)
         qcfg = c.require("litert_torch.quantize.quant_config", HINT)
-        qmodel, quantizer = quantize_pt2e(c.torch_model(request), request, calib.images)
+        qmodel, quantizer = quantize_pt2e(c.torch_model(request), request.resolution, calib.images)
         path = c.artifact_path(request, self.precision, self.suffix)
         with staged_path(path) as tmp:
             convert(qmodel, request, tmp, qcfg.QuantConfig(pt2e_quantizer=quantizer))
@@ -90,5 +95,6 @@ class TfliteInt8Target(TfliteTarget):
                     raise BadArtifactError(f"tflite-int8 export has {t.dtype} tensor {t.name}, not int8",
                                            "this is a converter bug; rerun with --debug")
         extra = {"calibration": {"source": source, "samples": len(calib)},
-                 "quantized_reference": quantized_reference(qmodel, request, path)}
+                 "quantized_reference": (quantized_reference(qmodel, request, path) if request.quantized_reference
+                                         else c.QREF_REBUILT)}
         return Converted(path, tmp, inputs, outputs, {"quantizer": "pt2e symmetric per-channel"}, extra)

@@ -75,15 +75,18 @@ def test_adb_from_android_home(monkeypatch, tmp_path):
     assert Adb().adb == str(tools / "adb")
 
 
-def test_offline_without_a_runner_says_the_url_and_the_cache_path(tmp_path, monkeypatch):
-    from mnv2deploy.android.runner import OFFICIAL_URL, resolve_runner
+def test_without_a_runner_says_which_release_to_build_and_the_cache_path(tmp_path, monkeypatch):
+    """Pinned to the LiteRT release parity runs (not a moving nightly), and named in what the result records."""
+    from mnv2deploy.android.runner import LITERT_RELEASE, resolve_runner
 
     monkeypatch.setenv("MNV2DEPLOY_CACHE", str(tmp_path))
     with pytest.raises(MissingToolError) as e:
         resolve_runner(None)
-    where = tmp_path / "android" / "android_aarch64_benchmark_model"
-    assert OFFICIAL_URL in e.value.hint and str(where) in e.value.hint and e.value.exit_code == 4
+    where = tmp_path / "android" / f"litert-{LITERT_RELEASE}" / "android_aarch64_benchmark_model"
+    assert f"v{LITERT_RELEASE}" in e.value.hint and str(where) in e.value.hint and e.value.exit_code == 4
+    assert "nightly/latest" not in e.value.hint
     where.parent.mkdir(parents=True)
     where.write_bytes(b"\x7fELF")
     r = resolve_runner(None)
     assert r.local == where and r.interpreter is None and r.command("/d") == "/d/benchmark_model"
+    assert r.describe()["litert_release"] == LITERT_RELEASE and len(r.describe()["sha256"]) == 64

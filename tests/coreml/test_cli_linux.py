@@ -24,15 +24,22 @@ def _find_checks(obj):
 
 
 @pytest.mark.slow
-def test_parity_on_linux_is_skipped_with_static_checks(coreml_export, capsys):
+def test_parity_on_linux_is_skipped_with_static_checks(coreml_export, capsys, tmp_path):
+    """Issue 17's must-show: exit 0, status skipped, passed null (not run is never passed); JUnit says skipped."""
+    from xml.etree import ElementTree as ET
+
     from mnv2deploy.cli.app import main
 
     artifact = coreml_export("coreml-int8").artifact
-    code = main(["parity", str(artifact), "--json"])
+    code = main(["parity", str(artifact), "--json", "--junit-xml", str(tmp_path / "r.xml")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    report = json.loads(captured.out.strip().splitlines()[-1])
-    assert report["status"] == "skipped"
+    assert len(captured.out.strip().splitlines()) == 1
+    report = json.loads(captured.out)
+    assert report["status"] == "skipped" and report["passed"] is None and report["static_checks_passed"] is True
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite.get("skipped") == "1" and suite.get("failures") == "0"
+    assert "Core ML runs only on macOS" in suite.find("testcase/skipped").get("message")
     assert "Core ML runs only on macOS" in json.dumps(report)
     names = {c["name"]: c["passed"] for c in _find_checks(report)}
     assert names["package loads as a spec"] and names["weights have the promised dtype"]
@@ -51,6 +58,18 @@ def test_parity_keeps_core_ml_import_noise_off_the_terminal(coreml_export):
     assert "Failed to load" not in quiet.stderr and "parity skipped: Core ML runs only on macOS" in quiet.stderr
     loud = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=600)
     assert loud.returncode == 0 and "Failed to load" in loud.stderr  # the noise is real: --debug shows it
+
+
+@pytest.mark.slow
+def test_host_bench_of_a_package_on_linux_says_where_it_runs(coreml_export, capsys):
+    """Nothing to install on Linux for Core ML: the hint names macOS, never a pip install of what is installed."""
+    from mnv2deploy.cli.app import main
+
+    assert main(["bench", str(coreml_export("coreml").artifact), "--json"]) == 4
+    out, err = capsys.readouterr()
+    line = err.strip().splitlines()[-1]
+    assert "Core ML runs only on macOS" in line and "macOS" in line.split("(hint:")[1] and "pip install" not in line
+    assert json.loads(out)["exit_code"] == 4
 
 
 @pytest.mark.slow

@@ -60,19 +60,12 @@ def test_memory_on_a_foreign_graph(foreign, capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_split_export_keeps_groups_together_and_shrinks_the_arena(tmp_path, capsys):
-    """Default weights at 32x32, tflite fp32, split 1 vs 4: the arena LiteRT planned must shrink."""
-    import litert_torch
-
-    from mnv2deploy.split import split_blocks
-    from mnv2deploy.weights import load_reference, resolve_weights
-
-    model = load_reference(resolve_weights("default")).model.eval()
-    x = torch.randn(1, 3, 32, 32)
+def test_split_export_keeps_groups_together_and_shrinks_the_arena(export_artifact, capsys):
+    """Default weights at 32x32, tflite fp32, split 1 vs 4 (the session's shared exports through the real target):
+    the arena LiteRT planned must shrink."""
     arenas = {}
     for k in (1, 4):
-        path = tmp_path / f"split{k}.tflite"
-        litert_torch.convert(split_blocks(model, k), (x,)).export(str(path))
+        path = export_artifact("tflite", split=k).artifact
         out = _memory_json(capsys, path, "--no-xnnpack")
         arenas[k] = out["measured_peak_bytes"]
         blocks = [b for b in _op_blocks(path) if b]

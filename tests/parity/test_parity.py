@@ -97,7 +97,8 @@ def test_sha256_mismatch_exits_2(onnx_fp32, tmp_path, capsys, copy_artifact):
     with open(art, "ab") as f:
         f.write(b"\0")
     code, r, err = _run(capsys, art)
-    assert code == 2 and r is None and "sha256" in err and "does not match" in err
+    assert code == 2 and "sha256" in err and "does not match" in err
+    assert r["exit_code"] == 2 and "does not match" in r["error"] and "passed" not in r  # the error object
 
 
 def test_missing_manifest_exits_2(onnx_fp32, tmp_path, capsys, copy_artifact):
@@ -125,10 +126,66 @@ def test_unlabelled_folder_gives_null_accuracies(onnx_fp32, tmp_path, capsys):
     rng = np.random.default_rng(0)
     for i in range(6):
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    code, r, err = _run(capsys, onnx_fp32, "--data", folder.parent)
+    junit = tmp_path / "r.xml"
+    code, r, err = _run(capsys, onnx_fp32, "--data", folder.parent, "--junit-xml", junit)
     assert code == 0, err
     assert r["samples"] == 6 and r["reference_accuracy"] is None and r["artifact_accuracy"] is None
     assert r["top1_agreement"] == 1.0
+    drop = next(c for c in r["checks"] if c["name"] == "accuracy_drop")
+    assert drop["status"] == "skipped" and drop["passed"] is None  # not run, never passed
+    case = next(tc for tc in ET.parse(junit).getroot().iter("testcase") if tc.get("name") == "accuracy_drop")
+    assert "no labels" in case.find("skipped").get("message")
+    # asking for an accuracy gate on images without labels is a usage error, not a check that silently cannot run
+    code, r, err = _run(capsys, onnx_fp32, "--data", folder.parent, "--max-drop", "1")
+    assert code == 2 and "--max-drop needs labelled images" in r["error"] and err.count("\n") == 1
+
+
+def _truncated_with_matching_manifest(onnx_fp32, copy_artifact):
+    from mnv2deploy.fileio import sha256_file
+
+    art = copy_artifact(onnx_fp32)
+    art.write_bytes(art.read_bytes()[:5000])
+    m = json.loads(manifest_path(art).read_text())
+    m["artifact_sha256"] = sha256_file(art)
+    manifest_path(art).write_text(json.dumps(m))
+    return art
+
+
+def test_truncated_artifact_json_error_and_junit_error_testcase(onnx_fp32, tmp_path, copy_artifact):
+    """Issue 17's must-show through the real CLI in a child process: exit 2, stdout one JSON object with the error,
+    and the JUnit file written anyway, holding an <error> testcase (a CI publish step has something to show)."""
+    import subprocess
+    import sys
+
+    art = _truncated_with_matching_manifest(onnx_fp32, copy_artifact)
+    junit = tmp_path / "r.xml"
+    proc = subprocess.run([sys.executable, "-m", "mnv2deploy", "parity", str(art), "--json", "--junit-xml",
+                           str(junit), "--samples", "4"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stdout.strip().splitlines()) == 1
+    obj = json.loads(proc.stdout)
+    assert obj["exit_code"] == 2 and "cannot load" in obj["error"] and obj["hint"]
+    suite = ET.parse(junit).getroot().find("testsuite")
+    errors = [tc.find("error") for tc in suite.iter("testcase") if tc.find("error") is not None]
+    assert suite.get("errors") == "1" and len(errors) == 1 and "cannot load" in errors[0].get("message")
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_usage_error_before_parity_runs_still_writes_the_junit_error(onnx_fp32, tmp_path, capsys):
+    junit = tmp_path / "r.xml"
+    code, r, err = _run(capsys, onnx_fp32, "--samples", "0", "--junit-xml", junit)
+    assert code == 2 and r["exit_code"] == 2
+    error = ET.parse(junit).getroot().find("testsuite/testcase/error")
+    assert "--samples" in error.get("message") and error.get("type") == "exit 2"
+
+
+def test_bad_manifest_still_writes_the_junit_error(onnx_fp32, tmp_path, capsys, copy_artifact):
+    art = copy_artifact(onnx_fp32)
+    manifest_path(art).unlink()
+    junit = tmp_path / "r.xml"
+    code, r, err = _run(capsys, art, "--junit-xml", junit)
+    assert code == 2 and r["exit_code"] == 2
+    assert ET.parse(junit).getroot().find("testsuite").get("errors") == "1"
 
 
 def test_empty_data_folder_exits_2(onnx_fp32, tmp_path, capsys):

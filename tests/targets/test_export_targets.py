@@ -126,8 +126,31 @@ def test_tflite_int8_residual_adds_are_int8(export_artifact, split):
     assert all("float32" not in dtypes for _, dtypes in ops)  # full integer inside, not only at the edges
 
 
-def test_tflite_int8_quantized_reference_is_beside_the_artifact(export_artifact, eval_batch):
+def test_tflite_int8_records_no_eval_pass_unless_asked(export_artifact):
+    """No pass over the 500 evaluation images inside export (issue 17): parity rebuilds the quantized model."""
     result = export_artifact("tflite-int8")
+    qref = result.manifest.extra["quantized_reference"]
+    assert qref["file"] is None and "--quantized-reference" in qref["reason"]
+    assert not list(result.artifact.parent.glob("*.qref.npz"))
+
+
+def test_parity_rebuilds_exactly_the_quantized_model_export_recorded(export_artifact):
+    """Conversion fidelity without the export-time pass: the quantized torch model parity rebuilds from the float
+    reference and the recorded calibration gives the logits export --quantized-reference saved, so the fidelity
+    numbers are the same either way."""
+    from mnv2deploy.parity import check_parity
+
+    plain, recorded = export_artifact("tflite-int8"), export_artifact("tflite-int8", quantized_reference=True)
+    assert plain.manifest.artifact_sha256 == recorded.manifest.artifact_sha256  # the same int8 file either way
+    a = check_parity(recorded.artifact, recorded.manifest, samples=500, threads=1)["conversion_fidelity"]
+    b = check_parity(plain.artifact, plain.manifest, samples=500, threads=1)["conversion_fidelity"]
+    assert (a["source"], b["source"]) == ("recorded", "rebuilt")
+    for key in ("top1_agreement", "max_abs_diff", "quantized_accuracy"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+
+
+def test_tflite_int8_quantized_reference_is_beside_the_artifact(export_artifact, eval_batch):
+    result = export_artifact("tflite-int8", quantized_reference=True)
     qref = result.manifest.extra["quantized_reference"]
     data = np.load(result.artifact.with_name(qref["file"]))
     assert data["logits"].shape == (500, 10) and data["labels"].shape == (500,)
