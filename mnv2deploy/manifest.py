@@ -206,9 +206,16 @@ def read_manifest(artifact: Path, verify: bool = True) -> Manifest:
         first = str(e).splitlines()[0][:100] if str(e) else ""
         raise BadArtifactError(f"manifest {path.name} is not valid JSON ({type(e).__name__}: {first})",
                                "re-export the artifact") from None
-    if Path(manifest.artifact).name != manifest.artifact or manifest.artifact != artifact.name:
+    if Path(manifest.artifact).name != manifest.artifact:
         raise BadArtifactError(f"manifest {path.name} describes '{manifest.artifact}', not {artifact.name}",
                                "keep each artifact beside its own manifest; re-export if unsure")
+    if manifest.artifact != artifact.name:
+        # renamed together with its manifest: the manifest names its artifact by content (sha256), not by path
+        if sha256_file(artifact) != manifest.artifact_sha256:
+            raise BadArtifactError(f"manifest {path.name} describes '{manifest.artifact}', not {artifact.name} "
+                                   "(name and sha256 both differ)",
+                                   "keep each artifact beside its own manifest; re-export if unsure")
+        return manifest
     if verify:
         digest = sha256_file(artifact)
         if digest != manifest.artifact_sha256:
