@@ -100,7 +100,7 @@ def export(
     spec = user_weights(weights, width, num_classes, resolution, mean, std, resize, labels)
     reference = load_reference(spec)
     if out == DEFAULT_OUT:
-        note(f"writing to {out.resolve()} (the default --out)")
+        line(f"writing to {out.resolve()} (the default --out)")
     request = ExportRequest(reference=reference, resolution=resolution or spec.contract.resolution, out_dir=out,
                             calib=calib, calib_samples=calib_samples, split=split, dynamic_batch=dynamic_batch,
                             options=options, quantized_reference=quantized_reference)
