@@ -154,7 +154,7 @@ def test_copied_artifact_finds_moved_weights_by_sha256(user_export, workspace, t
     assert code == 0 and r["passed"], err
     other = make_checkpoint(tmp_path / "other.pth", logit_peak=10, seed=2)
     code, r, err = parity(capsys, moved, "--data", workspace / "images", "--weights", other)
-    assert code == 2 and r is None
+    assert code == 2 and r["exit_code"] == 2 and "sha256 mismatch" in r["error"]  # --json: one error object
     assert len(err.strip().splitlines()) == 1 and "sha256 mismatch" in err and "other.pth" in err
 
 
