@@ -12,6 +12,8 @@ from .contract import InputContract
 from .errors import BadDataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+              "nearest": Image.Resampling.NEAREST}  # the contract's interpolation (sidecar.INTERPOLATIONS)
 MAX_PIXELS = 64_000_000  # refuse decompression bombs: checked from the header, before decoding
 
 
@@ -34,7 +36,7 @@ def preprocess(img: Image.Image, contract: InputContract) -> np.ndarray:
     scale = contract.resize / min(w, h)
     size = (max(contract.resolution, round(w * scale)), max(contract.resolution, round(h * scale)))
     if size != (w, h):
-        img = img.resize(size, Image.Resampling.BILINEAR)
+        img = img.resize(size, RESAMPLING.get(contract.interpolation, Image.Resampling.BILINEAR))
     left, top = (size[0] - contract.resolution) // 2, (size[1] - contract.resolution) // 2
     img = img.crop((left, top, left + contract.resolution, top + contract.resolution))
     x = np.asarray(img, dtype=np.float32) / 255.0

@@ -22,6 +22,8 @@ MEMORY_TARGET = "tflite-int8"
 class JobConfig:
     out: Path
     weights: str = "default"
+    width: float | None = None  # None: what the weights were made for (a file: inferred from its shapes)
+    num_classes: int | None = None
     resolution: int | None = None
     targets: tuple[str, ...] = ()  # empty = every target available here
     runs: int = 50
@@ -74,8 +76,9 @@ def _memory_summary(report: Any) -> dict[str, Any]:
             "largest_tensor": d["largest_tensor"], "peak_op": d["peak_op"]}
 
 
-def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    """Run every step; returns the report dict (see `report.json`)."""
+def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None, reference: Any = None) -> dict[str, Any]:
+    """Run every step; returns the report dict (see `report.json`). ``reference``: the loaded weights when the
+    caller already checked them (``weights.load_reference``), else loaded here from ``cfg``."""
     from .bench.host import HostBenchConfig, cpu_facts, cpu_model, load_average, run_host_bench
     from .memory.report import analyze_artifact
     from .parity import check_parity
@@ -86,8 +89,10 @@ def run_job(cfg: JobConfig, progress: Callable[[str], None] = lambda _m: None) -
 
     started = time.time()
     load_before = load_average()
-    spec = resolve_weights(cfg.weights, resolution=cfg.resolution)
-    reference = load_reference(spec)
+    if reference is None:
+        reference = load_reference(resolve_weights(cfg.weights, width_mult=cfg.width, num_classes=cfg.num_classes,
+                                                   resolution=cfg.resolution))
+    spec = reference.spec
     resolution = cfg.resolution or spec.contract.resolution
     artifacts_dir = Path(cfg.out) / "artifacts"
     request = ExportRequest(reference=reference, resolution=resolution, out_dir=artifacts_dir)

@@ -60,8 +60,18 @@ def _tensor(d: Any, where: str) -> "TensorSpec":
         raise SchemaError(f"{where}.scale must be positive")
     if zero_point is not None and not -(1 << 31) <= zero_point < 1 << 31:
         raise SchemaError(f"{where}.zero_point is out of range")
+    pixels = _field(d, "pixels", dict, where, optional=True)
+    if pixels is not None:
+        for key in ("mean", "std"):
+            v = _field(pixels, key, list, f"{where}.pixels")
+            if len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                                      and (key == "mean" or x > 0) for x in v):
+                raise SchemaError(f"{where}.pixels.{key} must be three finite numbers (std positive)")
+        if dtype != "uint8" or scale is not None:
+            raise SchemaError(f"{where}.pixels is for unquantized uint8 camera bytes, not {dtype}")
+        pixels = {"mean": [float(x) for x in pixels["mean"]], "std": [float(x) for x in pixels["std"]]}
     return TensorSpec(name=_field(d, "name", str, where), shape=tuple(shape), dtype=dtype, layout=layout,
-                      scale=float(scale) if scale is not None else None, zero_point=zero_point)
+                      scale=float(scale) if scale is not None else None, zero_point=zero_point, pixels=pixels)
 
 
 def _tensors(d: dict[str, Any], key: str) -> tuple["TensorSpec", ...]:
@@ -97,11 +107,14 @@ class TensorSpec:
     layout: str  # NCHW, NHWC or NC
     scale: float | None = None  # int8 quantization of this tensor, when quantized
     zero_point: int | None = None
+    # camera bytes: this uint8 input takes raw 0..255 RGB pixels and the model normalizes them with this mean/std
+    # (on 0..1 pixels); the edges turn preprocessed images back into exactly those bytes
+    pixels: dict[str, list[float]] | None = field(default=None, compare=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TensorSpec":
         return cls(name=d["name"], shape=tuple(d["shape"]), dtype=d["dtype"], layout=d["layout"],
-                   scale=d.get("scale"), zero_point=d.get("zero_point"))
+                   scale=d.get("scale"), zero_point=d.get("zero_point"), pixels=d.get("pixels"))
 
 
 @dataclass(frozen=True)
@@ -206,9 +219,16 @@ def read_manifest(artifact: Path, verify: bool = True) -> Manifest:
         first = str(e).splitlines()[0][:100] if str(e) else ""
         raise BadArtifactError(f"manifest {path.name} is not valid JSON ({type(e).__name__}: {first})",
                                "re-export the artifact") from None
-    if Path(manifest.artifact).name != manifest.artifact or manifest.artifact != artifact.name:
+    if Path(manifest.artifact).name != manifest.artifact:
         raise BadArtifactError(f"manifest {path.name} describes '{manifest.artifact}', not {artifact.name}",
                                "keep each artifact beside its own manifest; re-export if unsure")
+    if manifest.artifact != artifact.name:
+        # renamed together with its manifest: the manifest names its artifact by content (sha256), not by path
+        if sha256_file(artifact) != manifest.artifact_sha256:
+            raise BadArtifactError(f"manifest {path.name} describes '{manifest.artifact}', not {artifact.name} "
+                                   "(name and sha256 both differ)",
+                                   "keep each artifact beside its own manifest; re-export if unsure")
+        return manifest
     if verify:
         digest = sha256_file(artifact)
         if digest != manifest.artifact_sha256:

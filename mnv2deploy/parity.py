@@ -17,7 +17,7 @@ import numpy as np
 from .errors import BadArtifactError, BadDataError, MissingToolError, UsageError
 from .manifest import Manifest, _own_version
 from .runtimes.base import HOST
-from .tolerance import Tolerance, tolerance_for
+from .tolerance import Tolerance, limit_text, logit_limit, tolerance_for
 
 ParityReport = dict[str, Any]  # the --json object; keys in docs/parity.md
 CHILD_TIMEOUT = 3600.0  # a hung runtime must not block CI forever; qemu-emulated runs are the slow case
@@ -34,7 +34,8 @@ def compare_logits(ref: np.ndarray, art: np.ndarray) -> dict[str, float]:
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(art, axis=1)
     cos = np.sum(ref * art, axis=1) / np.where(norms == 0, 1, norms)
     return {"top1_agreement": float(np.mean(ref.argmax(1) == art.argmax(1))), "max_abs_diff": float(diff.max()),
-            "mean_abs_diff": float(diff.mean()), "sqnr_db": sqnr, "cosine": float(cos.mean())}
+            "mean_abs_diff": float(diff.mean()), "sqnr_db": sqnr, "cosine": float(cos.mean()),
+            "logit_range": float(np.abs(ref).max())}
 
 
 def _labelled(labels: np.ndarray | None) -> bool:
@@ -73,9 +74,11 @@ def evaluate(m: dict[str, Any], tol: Tolerance) -> list[dict[str, Any]]:
         limit = f"<= {tol.max_drop} pts" if tol.max_drop is not None else None
         checks.append(_check("accuracy_drop", None, limit, None, "no labels for these images: accuracies not computed",
                              ran=False))
-    mad = m["max_abs_diff"]
-    checks.append(_check("max_abs_diff", mad, f"<= {tol.max_abs_diff}" if tol.max_abs_diff is not None else None,
-                         mad <= tol.max_abs_diff if tol.max_abs_diff is not None else None, "largest logit difference"))
+    mad, limit = m["max_abs_diff"], logit_limit(tol, m["logit_range"])  # scale-aware: atol + rtol * logit range
+    text = limit_text(tol)
+    checks.append(_check("max_abs_diff", mad, f"{text} = {limit:.3g}" if limit is not None and tol.rtol else text,
+                         mad <= limit if limit is not None else None,
+                         f"largest logit difference (reference logits reach {m['logit_range']:.3g})"))
     sq = m["sqnr_db"]
     checks.append(_check("sqnr_db", sq, f">= {tol.min_sqnr_db}" if tol.min_sqnr_db is not None else None,
                          sq >= tol.min_sqnr_db if tol.min_sqnr_db is not None else None,
@@ -165,19 +168,23 @@ def _load_images(data: Path | None, manifest: Manifest, samples: int | None):
 
 def check_parity(artifact: Path, manifest: Manifest, data: Path | None = None, samples: int | None = None,
                  thresholds: Tolerance | None = None, arch: str = HOST, cpu: str | None = None,
-                 threads: int | None = None, labels_required: bool = False, fidelity: bool = True) -> ParityReport:
+                 threads: int | None = None, labels_required: bool = False, fidelity: bool = True,
+                 weights: Path | None = None) -> ParityReport:
     """The parity report (a dict, as printed by --json) of ``artifact``, whose ``manifest`` the caller has read and
     verified (``read_manifest(artifact, verify=True)``). Raises typed errors for bad artifacts/data.
 
     ``labels_required``: the caller asked for an accuracy gate (--max-drop), so unlabelled images are a usage error
     rather than a check that silently cannot run. ``fidelity``: int8 conversion fidelity (may rebuild the quantized
-    torch model; the main job skips it, its report does not show it)."""
+    torch model; the main job skips it, its report does not show it). ``weights``: where the reference checkpoint
+    is now, when not where the export ran (checked by sha256)."""
     from .runtimes import check_threads, run_artifact, runtime_for
     from .runtimes.child import call_in_child
-    from .runtimes.torch_eager import TorchRuntime
+    from .runtimes.torch_eager import TorchRuntime, moved_weights_spec
 
     artifact = Path(artifact)
     check_threads(threads)
+    if weights is not None:
+        moved_weights_spec(manifest, Path(weights))  # a wrong checkpoint is refused first, even where parity skips
     tol = thresholds or tolerance_for(manifest.precision)
     runtime_cls = runtime_for(manifest, arch)
     if cpu is not None and "cpu" not in runtime_cls.option_names:
@@ -206,7 +213,7 @@ def check_parity(artifact: Path, manifest: Manifest, data: Path | None = None, s
         raise UsageError(f"--max-drop needs labelled images, and {batch.source} has no labels the model knows",
                          "drop --max-drop, or give --data DIR/<class>/<image> with the model's class names as folders")
     ref_rt = TorchRuntime()
-    ref_rt.load(artifact, manifest, threads=threads)
+    ref_rt.load(artifact, manifest, threads=threads, **({"weights": weights} if weights is not None else {}))
     ref = ref_rt.run(batch.images)
     options = {"cpu": cpu} if cpu is not None else {}
     out = call_in_child(run_artifact, str(artifact), manifest, batch.images, arch, threads, timeout=CHILD_TIMEOUT,

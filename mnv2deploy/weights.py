@@ -10,7 +10,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -39,10 +39,36 @@ class WeightsSpec:
     path: Path | None = None
     url: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    # user files: what nobody stated (contract fields taken from ImageNet's defaults) and what the shapes told
+    assumed: tuple[str, ...] = field(default=(), compare=False)
+    inferred: tuple[str, ...] = field(default=(), compare=False)
+    sidecar: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
+        # "file" (the name) travels with the artifact: parity --weights finds the checkpoint anywhere by sha256
         return {"id": self.id, "width_mult": self.width_mult, "num_classes": self.num_classes,
-                "path": str(self.path) if self.path else None, "url": self.url}
+                "path": str(self.path) if self.path else None, "file": self.path.name if self.path else None,
+                "url": self.url, "sidecar": self.sidecar, "assumed": list(self.assumed),
+                "inferred": list(self.inferred)}
+
+    def with_contract(self, contract: InputContract, assumed: tuple[str, ...]) -> "WeightsSpec":
+        from .sidecar import check_labels
+
+        check_labels(contract.labels, self.num_classes, "--labels")
+        return replace(self, contract=contract, assumed=assumed)
+
+
+def assumption_warning(spec: WeightsSpec) -> str | None:
+    """One line naming what was assumed rather than given (None when nothing was)."""
+    if not spec.assumed:
+        return None
+    c = spec.contract
+    said = {"resolution": f"resolution {c.resolution}", "resize": f"resize {c.resize} (ImageNet's 232/224 ratio)",
+            "interpolation": f"{c.interpolation} interpolation", "mean": "ImageNet mean", "std": "ImageNet std",
+            "labels": "no labels"}
+    where = spec.path.with_suffix(".json").name if spec.path else "a sidecar"
+    return (f"warning: assumed, not given: {', '.join(said[a] for a in spec.assumed)} "
+            f"(state them in {where} or with --mean/--std/--resize/--labels)")
 
 
 @lru_cache(maxsize=1)
@@ -113,8 +139,44 @@ def resolve_weights(weights: str | os.PathLike | None = "default", width_mult: f
     if not path.is_file():
         raise UsageError(f"--weights {w}: not 'default', 'imagenet', 'random' or an existing file",
                          "pass one of those names or the path of a state_dict file")
-    return WeightsSpec("file", width_mult or 1.0, num_classes or 1000,
-                       IMAGENET_CONTRACT.at_resolution(resolution or 224), path=path.resolve())
+    return _file_spec(path.resolve(), width_mult, num_classes, resolution)
+
+
+def _file_spec(path: Path, width_mult: float | None, num_classes: int | None, resolution: int | None) -> WeightsSpec:
+    """A user checkpoint: its sidecar's contract (ImageNet's for what it leaves out, recorded as assumed), width
+    and classes from the options, the sidecar, or else the checkpoint's own shapes (recorded as inferred)."""
+    from .sidecar import check_labels, contract_from_sidecar, read_sidecar
+
+    side = read_sidecar(path) or {}
+    width = width_mult if width_mult is not None else side.get("width_mult")
+    classes = num_classes if num_classes is not None else side.get("num_classes")
+    inferred = []
+    if width is None or classes is None:
+        guess_w, guess_n = infer_architecture(path)
+        if width is None:
+            width = guess_w
+            inferred.append(f"width {guess_w:g}")
+        if classes is None:
+            classes = guess_n
+            inferred.append(f"{guess_n} classes")
+    check_model_args(width, classes, None)
+    contract, assumed = contract_from_sidecar(side, IMAGENET_CONTRACT)
+    if resolution is not None:  # --resolution states it
+        assumed = tuple(a for a in assumed if a != "resolution")
+    check_labels(contract.labels, classes, f"sidecar {side.get('file')} labels")
+    return WeightsSpec("file", width, classes, contract.at_resolution(resolution or contract.resolution), path=path,
+                       assumed=assumed, inferred=tuple(inferred), sidecar=side.get("file"))
+
+
+def infer_architecture(path: Path) -> tuple[float, int]:
+    """(width, classes) from a checkpoint's shapes; BadWeightsError when no standard width fits them all."""
+    state = read_state_dict(path)
+    head = state.get("classifier.1.weight")
+    width = _matching_width(state, int(head.shape[0])) if head is not None and head.ndim == 2 else None
+    if width is None:
+        raise BadWeightsError(f"{path.name}: width and classes cannot be inferred ({guess_architecture(state)})",
+                              "pass --width and --num-classes")
+    return width, int(head.shape[0])
 
 
 def _require_same(what: str, name: str, given: Any, expected: Any) -> None:

@@ -58,6 +58,11 @@ def note(message: str) -> None:
     stderr.print(message)
 
 
+def line(message: str) -> None:
+    """A note that stays one line whatever the terminal width (a warning a log parser may grep)."""
+    stderr.print(message, soft_wrap=True, markup=False, highlight=False)
+
+
 @contextlib.contextmanager
 def converter_output(log: Path | None) -> Iterator[None]:
     """Send what converters print, Python and native alike (absl, MLIR timings, tqdm, warnings), to ``log``

@@ -10,7 +10,29 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..targets import available_targets
-from .common import JsonOpt, emit, library_output, note, status
+from .common import JsonOpt, emit, library_output, line, note, status
+
+
+DEFAULT_OUT = Path("artifacts")
+
+
+def user_weights(weights: str, width: float | None, num_classes: int | None, resolution: int | None,
+                 mean: str | None = None, std: str | None = None, resize: int | None = None,
+                 labels: Path | None = None):
+    """The weights spec with the contract options applied; says what was inferred and, in one line, assumed."""
+    from ..sidecar import override
+    from ..weights import assumption_warning, resolve_weights
+
+    spec = resolve_weights(weights, width_mult=width, num_classes=num_classes, resolution=resolution)
+    if (mean, std, resize, labels) != (None, None, None, None):
+        spec = spec.with_contract(*override(spec.contract, spec.assumed, mean, std, resize, labels))
+    if spec.inferred:
+        line(f"{' and '.join(spec.inferred)} inferred from the checkpoint's shapes (set --width/--num-classes "
+             "to state them)")
+    warning = assumption_warning(spec)
+    if warning:
+        line(warning)
+    return spec
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -42,11 +64,19 @@ def dynamic_batch_help() -> str:
 def export(
     target: str = typer.Option(..., "--target", "-t",
                                help=f"One of: {', '.join(available_targets())}, or all (every target available here)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder for artifacts and manifests."),
-    width: Optional[float] = typer.Option(None, "--width", help="Width multiplier (default: what the weights were made for)."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Output folder for artifacts and manifests."),
+    width: Optional[float] = typer.Option(None, "--width", help="Width multiplier (default: what the weights were "
+                                                                "made for; for a file, inferred from its shapes)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", min=16, max=1024, help="Input size in pixels."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, help="Classifier outputs."),
-    weights: str = typer.Option("default", "--weights", help="default (embedded CIFAR-10 model), imagenet, random or a PATH."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1,
+                                              help="Classifier outputs (for a file, inferred from its shapes)."),
+    weights: str = typer.Option("default", "--weights", help="default (embedded CIFAR-10 model), imagenet, random or a "
+                                                             "PATH (its input contract from PATH's .json sidecar)."),
+    mean: Optional[str] = typer.Option(None, "--mean", help="Per-channel mean on 0..1 pixels, e.g. 0.5,0.5,0.5 "
+                                                            "(overrides the weights' own)."),
+    std: Optional[str] = typer.Option(None, "--std", help="Per-channel std, e.g. 0.25,0.25,0.25."),
+    resize: Optional[int] = typer.Option(None, "--resize", help="Shorter side before the center crop (>= resolution)."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Text file, one class name a line, in output order."),
     calib: Optional[Path] = typer.Option(None, "--calib", help="Image folder DIR/<class>/<image> for int8 calibration "
                                                                "(default: the embedded calibration set)."),
     calib_samples: int = typer.Option(200, "--calib-samples", min=1, help="Calibration images to use."),
@@ -62,13 +92,15 @@ def export(
     from ..targets import get_target
     from ..targets.base import ExportRequest
     from ..targets.plan import accepting, check_option_names, plan_targets
-    from ..weights import load_reference, resolve_weights
+    from ..weights import load_reference
 
     names, skipped = plan_targets(target)
     options = parse_options(option)
     check_option_names(options)
-    spec = resolve_weights(weights, width_mult=width, num_classes=num_classes, resolution=resolution)
+    spec = user_weights(weights, width, num_classes, resolution, mean, std, resize, labels)
     reference = load_reference(spec)
+    if out == DEFAULT_OUT:
+        line(f"writing to {out.resolve()} (the default --out)")
     request = ExportRequest(reference=reference, resolution=resolution or spec.contract.resolution, out_dir=out,
                             calib=calib, calib_samples=calib_samples, split=split, dynamic_batch=dynamic_batch,
                             options=options, quantized_reference=quantized_reference)

@@ -141,13 +141,15 @@ def parity(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Runtime threads."),
     strict: bool = typer.Option(False, "--strict", help="A skip (runtime unavailable here) exits 4."),
     junit: Optional[Path] = typer.Option(None, "--junit-xml", help="Write a JUnit XML report (one testcase per metric)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="The reference checkpoint, wherever it is now "
+                                                                   "(must have the manifest's weights sha256)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Accuracy parity: top-1 agreement, accuracy drop, logit differences; exit 3 when a threshold fails."""
     if junit is not None:
         ensure_writable_dir(junit.parent, "--junit-xml")  # fail now, not after the whole run
     try:
-        report = _check(artifact, data, samples, max_drop, min_agreement, arch, cpu, threads)
+        report = _check(artifact, data, samples, max_drop, min_agreement, arch, cpu, threads, weights)
     except Mnv2Error as e:  # the artifact could not be checked: CI still gets a report saying why
         if junit is not None:
             _write_junit(junit, junit_error_xml(artifact.name, e.one_line(), e.exit_code))
@@ -169,7 +171,8 @@ def parity(
 
 
 def _check(artifact: Path, data: Optional[Path], samples: Optional[int], max_drop: Optional[float],
-           min_agreement: Optional[float], arch: str, cpu: Optional[str], threads: Optional[int]) -> dict[str, Any]:
+           min_agreement: Optional[float], arch: str, cpu: Optional[str], threads: Optional[int],
+           weights: Optional[Path] = None) -> dict[str, Any]:
     from ..manifest import read_manifest
     from ..parity import check_parity
     from ..tolerance import tolerance_for
@@ -180,4 +183,4 @@ def _check(artifact: Path, data: Optional[Path], samples: Optional[int], max_dro
     # failures on Linux): discarded, or with --debug shown, for every artifact alike.
     with status(f"parity of {artifact.name}"), library_output():
         return check_parity(artifact, manifest, data, samples, tol, arch=arch, cpu=cpu, threads=threads,
-                            labels_required=max_drop is not None)
+                            labels_required=max_drop is not None, weights=weights)

@@ -16,6 +16,10 @@ from .common import JsonOpt, converter_output, emit, note
 def run(
     out: Path = typer.Option(Path("out/run"), "--out", "-o", help="Folder for the report and the artifacts."),
     weights: str = typer.Option("default", "--weights", help="default (embedded CIFAR-10 model), imagenet or a PATH."),
+    width: Optional[float] = typer.Option(None, "--width", help="Width multiplier (default: what the weights were "
+                                                                "made for; for a file, inferred from its shapes)."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1,
+                                              help="Classifier outputs (for a file, inferred from its shapes)."),
     resolution: Optional[int] = typer.Option(None, "--resolution", min=16, max=1024,
                                              help="Input size (default: the weights' own, 32 for the default)."),
     target: List[str] = typer.Option([], "--target", "-t", help="Only these targets (repeatable; default: all available)."),
@@ -34,14 +38,24 @@ def run(
     from ..job import JobConfig, run_job
     from ..job_report import render_markdown, write_chart
 
+    from ..weights import load_reference
+    from .export import user_weights
+
+    # weights first: a bad file or width is refused before the folder or its log exists
+    reference = load_reference(user_weights(weights, width, num_classes, resolution))
+    created = not out.exists()
     ensure_writable_dir(out)  # fail before minutes of work, not after
-    cfg = JobConfig(out=out, weights=weights, resolution=resolution, targets=tuple(target), runs=runs,
-                    warmup=warmup, threads=threads, split=split, samples=samples,
+    cfg = JobConfig(out=out, weights=weights, width=width, num_classes=num_classes, resolution=resolution,
+                    targets=tuple(target), runs=runs, warmup=warmup, threads=threads, split=split, samples=samples,
                     memory_resolution=memory_resolution)
     log = out / "run.log"
     note(f"converter and runtime output goes to {log}")
-    with converter_output(log):
-        report = run_job(cfg, progress=note)
+    try:
+        with converter_output(log):
+            report = run_job(cfg, progress=note, reference=reference)
+    except BaseException:
+        _remove_empty(log, out if created else None)
+        raise
     chart = write_chart(report, out / "report.png")
     files = {"markdown": str(out / "report.md"), "json": str(out / "report.json"), "log": str(log)}
     if chart:
@@ -76,3 +90,14 @@ def run(
     if not report["passed"]:
         failed = [r["target"] for r in report["targets"] if (r.get("parity") or {}).get("failed_checks")]
         raise CheckFailedError(f"parity failed for {', '.join(failed)}", f"see {files['markdown']}")
+
+
+def _remove_empty(log: Path, folder: Path | None) -> None:
+    """A failed run leaves no empty files: an empty log goes, and so does the folder when this run made it."""
+    try:
+        if log.is_file() and log.stat().st_size == 0:
+            log.unlink()
+        if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    except OSError:
+        pass  # best effort: the error being raised is what the user must see

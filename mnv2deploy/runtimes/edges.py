@@ -21,8 +21,15 @@ def to_model_input(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = Non
     array. Why: this runs on every inference, and the plain numpy expression made four fresh 600 KB temporaries
     per 224x224 image, which cost more than the arithmetic (benchmarks/input_edge.py measures both)."""
     x = np.asarray(x, dtype=np.float32)
+    if spec.pixels is not None:
+        x = to_pixels(x, spec.pixels)
     if spec.layout == "NHWC" and x.ndim == 4:
         x = x.transpose(0, 2, 3, 1)
+    if spec.pixels is not None:  # exact integers 0..255
+        if out is None:
+            return np.ascontiguousarray(x.astype(np.uint8))
+        np.copyto(out, x, casting="unsafe")
+        return out
     if spec.dtype not in INT_RANGES:
         if out is None:
             return np.ascontiguousarray(x.astype(spec.dtype))
@@ -43,6 +50,16 @@ def to_model_input(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = Non
         out = np.empty(x.shape, spec.dtype)
     np.copyto(out, buf, casting="unsafe")  # exact integers in [lo, hi]: the cast cannot wrap
     return out
+
+
+def to_pixels(x: np.ndarray, pixels: dict[str, list[float]]) -> np.ndarray:
+    """Preprocessed NCHW floats back to the 0..255 RGB bytes they came from (float32 holding exact integers):
+    ``(x * std + mean) * 255``, rounded; preprocessing's float error is far below half a step."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise BadArtifactError(f"camera-byte input needs NCHW RGB images, got shape {x.shape}", "re-export the artifact")
+    std = np.asarray(pixels["std"], np.float32).reshape(1, 3, 1, 1)
+    mean = np.asarray(pixels["mean"], np.float32).reshape(1, 3, 1, 1)
+    return np.clip(np.rint((x * std + mean) * np.float32(255)), 0, 255)
 
 
 _SCRATCH = threading.local()

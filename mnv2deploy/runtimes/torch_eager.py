@@ -15,16 +15,23 @@ from .base import Runtime
 CHUNK = 32
 
 
-def reference_from_manifest(manifest: Manifest):
-    """load_reference for the manifest's weights; the checkpoint must be the one the artifact was made from."""
+def reference_from_manifest(manifest: Manifest, weights: Path | None = None, artifact: Path | None = None):
+    """load_reference for the manifest's weights; the checkpoint must be the one the artifact was made from (its
+    sha256). ``weights``: where that checkpoint is now (``parity --weights``); else the exported path, then the
+    file of that name beside ``artifact``."""
     from ..weights import load_reference, resolve_weights
 
     w, m = manifest.weights, manifest.model
     wid = w.get("id", "default")
+    if weights is not None:
+        return load_reference(moved_weights_spec(manifest, Path(weights)))
     choice = w.get("path") if wid == "file" else wid
     if wid == "file" and not (choice and Path(choice).is_file()):
-        raise BadWeightsError(f"the weights this artifact was exported from ({choice}) are not here",
-                              "run parity where the export ran, or re-export")
+        beside = Path(artifact).parent / str(w.get("file")) if artifact is not None and w.get("file") else None
+        if beside is None or Path(str(w.get("file"))).name != w.get("file") or not beside.is_file():
+            raise BadWeightsError(f"the weights this artifact was exported from ({w.get('file') or choice}) are not at "
+                                  f"{choice}", "pass --weights PATH to that checkpoint (checked by its sha256)")
+        return load_reference(moved_weights_spec(manifest, beside))
     same = wid in ("default", "imagenet")
     spec = resolve_weights(choice, None if same else m.get("width_mult"), None if same else m.get("num_classes"),
                            manifest.preprocessing.resolution)
@@ -35,6 +42,33 @@ def reference_from_manifest(manifest: Manifest):
                               f"artifact was exported from ({want[:12]}...)",
                               "re-export the artifact with the current weights")
     return ref
+
+
+def moved_weights_spec(manifest: Manifest, path: Path):
+    """The spec of a checkpoint at a new place, refused unless its sha256 is the manifest's (checked before
+    anything is unpickled)."""
+    from ..fileio import sha256_file
+    from ..weights import WeightsSpec, check_model_args
+
+    w, m = manifest.weights, manifest.model
+    if w.get("id") == "random":
+        raise UsageError("--weights does not apply: this artifact was exported from random weights (seeded)",
+                         "drop --weights")
+    if not path.is_file():
+        raise UsageError(f"--weights {path}: no such file", "pass the checkpoint the artifact was exported from")
+    want, got = w.get("sha256"), sha256_file(path)
+    if not isinstance(want, str) or not want:
+        raise BadWeightsError("the manifest records no weights sha256 to check --weights against",
+                              "re-export the artifact with this mnv2deploy")
+    if got != want:
+        raise BadWeightsError(f"sha256 mismatch: --weights {path.name} is {got[:12]}..., the artifact was exported "
+                              f"from {w.get('file') or 'weights'} {want[:12]}...",
+                              "pass the checkpoint the artifact was exported from")
+    width, classes = m.get("width_mult"), m.get("num_classes")
+    check_model_args(width, classes, None)
+    if width is None or classes is None:
+        raise BadWeightsError("the manifest records no width_mult/num_classes for its model", "re-export the artifact")
+    return WeightsSpec("file", float(width), int(classes), manifest.preprocessing, path=path.resolve())
 
 
 class TorchRuntime(Runtime):
@@ -55,9 +89,10 @@ class TorchRuntime(Runtime):
         return None
 
     def load(self, artifact: Path, manifest: Manifest, threads: int | None = None, **options: Any) -> None:
+        weights = options.pop("weights", None)
         if options:
-            raise UsageError(f"torch options {sorted(options)} unknown", "valid: threads")
-        model = reference_from_manifest(manifest).model
+            raise UsageError(f"torch options {sorted(options)} unknown", "valid: threads, weights")
+        model = reference_from_manifest(manifest, weights, artifact).model
         split = int(manifest.model.get("split") or 1)
         if split > 1:
             from ..split import split_blocks

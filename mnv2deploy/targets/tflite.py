@@ -20,10 +20,11 @@ HINT = install_hint("tflite")
 TOOLS = ("litert-torch", "ai-edge-litert", "torchao")
 
 
-def convert(model: Any, request: ExportRequest, path: Path, quant_config: Any = None) -> None:
+def convert(model: Any, request: ExportRequest, path: Path, quant_config: Any = None, sample: Any = None) -> None:
     litert_torch = c.require("litert_torch", HINT)
     kwargs = {"quant_config": quant_config} if quant_config is not None else {}
-    litert_torch.convert(model, (c.sample_input(request),), **kwargs).export(str(path))
+    sample = c.sample_input(request) if sample is None else sample
+    litert_torch.convert(model, (sample,), **kwargs).export(str(path))
 
 
 def tflite_tensor_specs(path: Path) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
@@ -51,13 +52,21 @@ class TfliteTarget(Target):
     extra: ClassVar[str] = "tflite"
     requires: ClassVar[tuple[str, ...]] = ("litert_torch", "ai_edge_litert")
     tools: ClassVar[tuple[str, ...]] = TOOLS
+    option_names: ClassVar[tuple[str, ...]] = ("input_layout", "input_dtype")  # camera edge (targets/_camera.py)
 
     def quant_config(self) -> Any:
         return None
 
     def convert(self, request: ExportRequest) -> Converted:
+        from ._camera import camera_inputs, camera_model, camera_options
+
+        nhwc, uint8 = camera_options(self.name, request, self.given_options(request))
+        model, sample = c.torch_model(request), None  # torch_model is in eval mode
+        if nhwc or uint8:
+            model, sample = camera_model(model, request, nhwc, uint8)
         path = c.artifact_path(request, self.precision, self.suffix)
         with staged_path(path) as tmp:
-            convert(c.torch_model(request), request, tmp, self.quant_config())  # torch_model is in eval mode
+            convert(model, request, tmp, self.quant_config(), sample)
             inputs, outputs = tflite_tensor_specs(tmp)
-        return Converted(path, tmp, inputs, outputs)
+        options = {"input_layout": "NHWC" if nhwc else "NCHW", "input_dtype": "uint8" if uint8 else "float32"}
+        return Converted(path, tmp, camera_inputs(inputs, request, nhwc, uint8), outputs, options)

@@ -18,7 +18,7 @@ CASES = [
     ("option-unknown-target", ["export", "-t", "tflite-int4", "-o", "OUT"], "unknown target 'tflite-int4'"),
     ("option-not-key-value", ["export", "-t", "onnx", "-o", "OUT", "--option", "fast"], "is not KEY=VALUE"),
     ("option-unknown-command", ["exprot"], "No such command"),
-    ("option-missing-required", ["export", "-t", "onnx"], "Missing option '--out'"),
+    ("option-missing-required", ["parity"], "Missing argument 'artifact'"),
     ("option-threads-huge", ["bench", "ONNX", "--threads", "100000"], "--threads must be 1 to 256"),
     ("option-cores-reversed", ["bench", "ONNX", "--cores", "7-4"], "is not a CPU list"),
     ("option-runs-huge", ["bench", "ONNX", "--runs", "10000000000"], "--runs must be 1 to 1,000,000"),

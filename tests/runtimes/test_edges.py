@@ -95,3 +95,21 @@ def test_litert_set_input_writes_the_interpreter_tensor_and_matches_set_tensor(t
     out = manifest.outputs[0]
     expected = (np.concatenate(copied).astype(np.float32) - out.zero_point) * np.float32(out.scale)
     np.testing.assert_array_equal(rt.run(images), expected)  # the runtime's own path, through set_input
+
+
+@pytest.mark.parametrize("mean, std", [((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+                                       ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+def test_camera_bytes_are_exactly_the_pixels_preprocessing_started_from(mean, std):
+    """A uint8 NHWC input with the normalization inside the model (``pixels``): preprocessed floats go back to
+    the very bytes, so the artifact sees what a camera gives and the reference the same image normalized."""
+    from PIL import Image
+
+    from mnv2deploy.contract import InputContract
+    from mnv2deploy.data import preprocess
+
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    x = preprocess(Image.fromarray(rgb), InputContract(16, 16, mean, std))[None]
+    spec = TensorSpec("x", (1, 16, 16, 3), "uint8", "NHWC", pixels={"mean": list(mean), "std": list(std)})
+    assert np.array_equal(to_model_input(x, spec), rgb[None])
+    out = np.zeros((1, 16, 16, 3), np.uint8)
+    assert to_model_input(x, spec, out=out) is out and np.array_equal(out, rgb[None])

@@ -1,0 +1,240 @@
+"""A user's own checkpoint end to end through the real CLI (issue 15): its input contract (sidecar, options,
+inferred width/classes, assumptions warned and recorded), the scale-aware fp32 gate, portable artifacts, `run`
+with a user width, and `export` without --out.
+
+The checkpoint is MobileNetV2 0.5 / 100 classes with random weights (the project's model code) whose batch norms
+are randomised so logits depend on the image, its classifier scaled to a chosen logit peak."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnv2deploy.cli.app import main
+from mnv2deploy.fileio import sha256_file
+from mnv2deploy.manifest import manifest_path, read_manifest
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = [f"c{i:03d}" for i in range(100)]
+RESOLUTION = 160
+ONNX_NAME = f"mobilenet_v2-0.5-{RESOLUTION}.fp32.onnx"
+
+
+def make_checkpoint(path: Path, logit_peak: float, seed: int = 1) -> Path:
+    """A width-0.5, 100-class state_dict whose logits on image-like inputs reach about ``logit_peak``."""
+    import torch
+
+    from mnv2deploy.model import build
+
+    torch.manual_seed(seed)
+    model = build(0.5, 100).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):  # torchvision's init makes every logit ~1e-8
+                m.weight.uniform_(0.5, 1.5), m.bias.normal_(0, 0.2)
+                m.running_mean.normal_(0, 0.1), m.running_var.uniform_(0.5, 2.0)
+        head = model.classifier[1]
+        head.weight.normal_(0, head.in_features ** -0.5)
+        peak = model(torch.randn(8, 3, RESOLUTION, RESOLUTION)).abs().max()
+        head.weight.mul_(logit_peak / peak), head.bias.mul_(logit_peak / peak)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def cli_process(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "mnv2deploy", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def parity(capsys, *args) -> tuple[int, dict | None, str]:
+    capsys.readouterr()
+    code = main(["parity", *map(str, args), "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("usermodel")
+    (root / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    rng = np.random.default_rng(0)
+    for c in LABELS[:2]:  # class folders named like the model's labels: accuracies are computed
+        (root / "images" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (180, 200, 3), dtype=np.uint8)).save(root / "images" / c / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def user_export(workspace) -> tuple[Path, subprocess.CompletedProcess]:
+    """The issue's command: a 0.5/100 checkpoint (no sidecar) exported to ONNX with mean, std and labels given."""
+    weights = make_checkpoint(workspace / "ckpt" / "w.pth", logit_peak=10)
+    proc = cli_process("export", "--target", "onnx", "--out", workspace / "out", "--weights", weights,
+                       "--resolution", RESOLUTION, "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25",
+                       "--labels", workspace / "labels.txt")
+    assert proc.returncode == 0, proc.stderr[-800:]
+    return workspace / "out" / ONNX_NAME, proc
+
+
+def test_options_reach_the_manifest_and_the_rest_is_warned_once(user_export):
+    art, proc = user_export
+    m = read_manifest(art)
+    assert m.preprocessing.mean == (0.5, 0.5, 0.5) and m.preprocessing.std == (0.25, 0.25, 0.25)
+    assert m.labels == tuple(LABELS) and m.preprocessing.resolution == RESOLUTION
+    assert m.model["width_mult"] == 0.5 and m.model["num_classes"] == 100
+    assert m.weights["inferred"] == ["width 0.5", "100 classes"] and m.weights["file"] == "w.pth"
+    assert m.weights["assumed"] == ["resize", "interpolation"]  # neither a sidecar nor an option gave them
+    assert m.weights["sha256"] == sha256_file(art.parent.parent / "ckpt" / "w.pth")
+    err = proc.stderr.splitlines()
+    assert sum(line.startswith("warning: assumed, not given: resize") for line in err) == 1
+    assert any("width 0.5 and 100 classes inferred from the checkpoint's shapes" in line for line in err)
+
+
+def test_parity_at_160_on_an_image_folder_passes(user_export, workspace, capsys):
+    code, r, err = parity(capsys, user_export[0], "--data", workspace / "images")
+    assert code == 0, err
+    assert r["samples"] == 6 and r["reference_accuracy"] is not None  # the folder's classes are the model's labels
+    assert r["top1_agreement"] == 1.0 and r["logit_range"] > 1
+
+
+def test_sidecar_states_the_contract_and_options_override_it(workspace, capsys):
+    """W.json beside W.pth (timm's crop_pct accepted); nothing assumed, so no warning; bad sidecars exit 2."""
+    from mnv2deploy.cli.export import user_weights
+
+    weights = make_checkpoint(workspace / "side" / "w.pth", logit_peak=10)
+    side = {"resolution": 128, "crop_pct": 0.8, "interpolation": "bicubic", "mean": [0.1, 0.2, 0.3],
+            "std": [0.3, 0.3, 0.3], "labels": LABELS}
+    (workspace / "side" / "w.json").write_text(json.dumps(side))
+    spec = user_weights(str(weights), None, None, None, std="0.5,0.5,0.5")
+    c = spec.contract
+    assert (c.resolution, c.resize, c.interpolation, c.mean, c.std) == (128, 160, "bicubic", (0.1, 0.2, 0.3),
+                                                                        (0.5, 0.5, 0.5))
+    assert spec.assumed == () and spec.sidecar == "w.json" and "warning" not in capsys.readouterr().err
+    for bad, needle in (({**side, "stdev": [1, 1, 1]}, "unknown keys 'stdev'"),
+                        ({**side, "labels": LABELS[:10]}, "names 10 classes, the model has 100"),
+                        ({**side, "mean": [0.5, 0.5]}, "mean '[0.5, 0.5]' is not three finite numbers")):
+        (workspace / "side" / "w.json").write_text(json.dumps(bad))
+        code = main(["export", "-t", "onnx", "-o", str(workspace / "never"), "--weights", str(weights)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and needle in err and len(err.splitlines()) == 1, err
+    (workspace / "side" / "w.json").unlink()
+    assert main(["export", "-t", "onnx", "-o", str(workspace / "never"), "--weights", str(weights),
+                 "--mean", "a,b,c"]) == 2
+    assert main(["export", "-t", "onnx", "-o", str(workspace / "never"), "--weights", str(weights),
+                 "--labels", str(workspace / "nope.txt")]) == 2
+    assert not (workspace / "never").exists()
+
+
+def test_copied_artifact_finds_moved_weights_by_sha256(user_export, workspace, tmp_path, capsys):
+    """Artifact + manifest copied and renamed; the manifest's weights path is another machine's."""
+    art = user_export[0]
+    moved = tmp_path / "elsewhere" / "model.onnx"
+    moved.parent.mkdir()
+    shutil.copy(art, moved)
+    d = json.loads(manifest_path(art).read_text())
+    d["weights"]["path"] = "/exported/on/another/machine/w.pth"
+    manifest_path(moved).write_text(json.dumps(d))
+    weights = tmp_path / "ckpts" / "renamed.pth"
+    weights.parent.mkdir()
+    shutil.copy(art.parent.parent / "ckpt" / "w.pth", weights)
+
+    code, _, err = parity(capsys, moved, "--data", workspace / "images", "--samples", 2)
+    assert code == 2 and "pass --weights PATH" in err
+    code, r, err = parity(capsys, moved, "--data", workspace / "images", "--samples", 2, "--weights", weights)
+    assert code == 0 and r["passed"], err
+    other = make_checkpoint(tmp_path / "other.pth", logit_peak=10, seed=2)
+    code, r, err = parity(capsys, moved, "--data", workspace / "images", "--weights", other)
+    assert code == 2 and r["exit_code"] == 2 and "sha256 mismatch" in r["error"]  # --json: one error object
+    assert len(err.strip().splitlines()) == 1 and "sha256 mismatch" in err and "other.pth" in err
+
+
+def test_run_takes_a_width_and_a_failed_run_leaves_no_files(workspace, tmp_path, capsys):
+    weights = workspace / "ckpt" / "w.pth"  # 0.5 / 100 classes
+    assert main(["run", "--weights", str(weights), "--width", "1.0", "--out", str(tmp_path / "new")]) == 2
+    assert "set --width/--num-classes to match" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    assert main(["run", "--weights", str(weights), "--num-classes", "10", "--out", str(tmp_path / "old")]) == 2
+    assert list((tmp_path / "old").iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+def test_logits_near_100_pass_the_fp32_gate(workspace, target, capsys):
+    """Correct fp32 conversions of a model whose logits reach ~100, contract from a sidecar."""
+    weights = make_checkpoint(workspace / "big" / "w100.pth", logit_peak=100)
+    (workspace / "big" / "w100.json").write_text(json.dumps(
+        {"resolution": RESOLUTION, "resize": 176, "mean": [0.5] * 3, "std": [0.25] * 3, "labels": LABELS,
+         "interpolation": "bilinear"}))
+    out = workspace / "big" / target
+    assert main(["export", "-t", target, "-o", str(out), "--weights", str(weights)]) == 0
+    assert "warning" not in capsys.readouterr().err  # everything stated
+    art = out / f"mobilenet_v2-0.5-{RESOLUTION}.fp32.{target}"
+    code, r, err = parity(capsys, art, "--data", workspace / "images")
+    assert code == 0, err
+    assert r["logit_range"] > 50 and r["top1_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_an_artifact_of_other_weights_behind_a_rehashed_manifest_fails(workspace, user_export, tmp_path, capsys):
+    """The gate still catches a wrong artifact: the logit-100 model's manifest over the logit-10 model's file."""
+    weights = make_checkpoint(workspace / "big2" / "w100.pth", logit_peak=100)
+    out = tmp_path / "big"
+    assert main(["export", "-t", "onnx", "-o", str(out), "--weights", str(weights), "--resolution",
+                 str(RESOLUTION)]) == 0
+    art = out / ONNX_NAME
+    shutil.copy(user_export[0], art)
+    d = json.loads(manifest_path(art).read_text())
+    d["artifact_sha256"] = sha256_file(art)
+    manifest_path(art).write_text(json.dumps(d))
+    code, r, err = parity(capsys, art, "--data", workspace / "images")
+    assert code == 3 and r["passed"] is False, err
+    assert {c["name"] for c in r["checks"] if c["passed"] is False} >= {"max_abs_diff", "sqnr_db"}
+
+
+@pytest.mark.slow
+def test_export_without_out_in_an_empty_folder(tmp_path):
+    # the design card's command as is: the embedded default, calibration and quantized reference included
+    # (minutes on a loaded 2-core machine)
+    proc = cli_process("export", "--target", "tflite-int8", "--json", cwd=tmp_path, timeout=2400)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    art = Path(json.loads(proc.stdout)["artifact"])
+    art = art if art.is_absolute() else tmp_path / art
+    assert art.is_file() and art.parent == tmp_path / "artifacts"
+    assert f"writing to {tmp_path / 'artifacts'}" in proc.stderr
+
+
+@pytest.mark.slow
+def test_camera_bytes_in_logits_out(workspace, user_export, capsys):
+    """tflite with NHWC uint8 input, normalization inside: the manifest says so, and parity and bench feed it
+    the exact bytes the preprocessed images came from."""
+    weights = workspace / "ckpt" / "w.pth"
+    out = workspace / "camera"
+    assert main(["export", "-t", "tflite", "-o", str(out), "--weights", str(weights), "--resolution", str(RESOLUTION),
+                 "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--option", "input-layout=nhwc",
+                 "--option", "input-dtype=uint8"]) == 0
+    art = out / f"mobilenet_v2-0.5-{RESOLUTION}.fp32.tflite"
+    m = read_manifest(art)
+    first = m.inputs[0]
+    assert (first.dtype, first.layout, first.shape) == ("uint8", "NHWC", (1, RESOLUTION, RESOLUTION, 3))
+    assert first.pixels == {"mean": [0.5] * 3, "std": [0.25] * 3}
+    assert m.export_options["input_layout"] == "NHWC" and m.export_options["input_dtype"] == "uint8"
+    code, r, err = parity(capsys, art, "--data", workspace / "images")
+    assert code == 0 and r["top1_agreement"] == 1.0, err
+    capsys.readouterr()
+    assert main(["bench", str(art), "--runs", "3", "--warmup", "1", "--json", "--out", str(out / "bench")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["latency_ms"]["count"] == 3
+    for target in ("onnx", "tflite-int8"):  # not there yet: refused, naming what is valid
+        assert main(["export", "-t", target, "-o", str(out), "--weights", str(weights),
+                     "--option", "input-layout=nhwc"]) == 2
+        assert f"target {target} has no option input-layout" in capsys.readouterr().err
