@@ -118,10 +118,13 @@ class ExecutorchRuntime(Runtime):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
+        """Also imports the runtime, so a bench's memory baseline includes it, as for the other runtimes."""
         try:
-            _executorch_root()
+            portable_lib()
         except MissingToolError as e:
             return f"{e.message} ({e.hint})"
+        except ImportError as e:
+            return f"executorch's runtime does not import: {str(e).splitlines()[0][:120]} ({HINT})"
         return None
 
     def load(self, artifact: Path, manifest: Manifest, threads: int | None = None, **options: Any) -> None:
