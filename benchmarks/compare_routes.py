@@ -1,6 +1,6 @@
 """MobileNetV2 export routes side by side, in one run on this machine: mnv2deploy's tflite, tflite-int8, onnx,
-onnx-int8 and PyTorch eager, and the peer routes that install here (ExecuTorch XNNPACK int8, onnx2tf int8,
-ai-edge-quantizer on the fp32 .tflite), at 1 and 2 threads; then a resolution x width sweep against MACs and the
+onnx-int8, executorch-int8 (ExecuTorch XNNPACK) and PyTorch eager, and the peer routes that install here (onnx2tf
+int8, ai-edge-quantizer on the fp32 .tflite), at 1 and 2 threads; then a resolution x width sweep against MACs and the
 distance of the best int8 route from this CPU's int8 arithmetic limit.
 
     .venv/bin/python benchmarks/compare_routes.py            # ~10 min the first time, artifacts are cached
@@ -10,7 +10,7 @@ interleaved in blocks across all routes, in a new random order each repetition, 
 hits every route alike. Each run is timed twice: the model call alone (input already in the model's dtype and
 layout, what LiteRT's benchmark_model times) and end to end (float32 NCHW in, float32 logits out, what
 `mnv2deploy bench` times). Peer converters run in their own venv (benchmarks/requirements-peers.txt); their
-artifacts run in the same LiteRT and ExecuTorch runtimes as everything else. Results: docs/benchmarks.md and
+artifacts run in the same LiteRT runtime as everything else. Results: docs/benchmarks.md and
 docs/benchmarks.json.
 """
 
@@ -88,7 +88,7 @@ def export_mnv2deploy(target: str, ref: Any, resolution: int, folder: Path) -> P
     from mnv2deploy.targets.base import ExportRequest
 
     folder.mkdir(parents=True, exist_ok=True)
-    existing = [p for p in folder.glob("*") if p.suffix in (".tflite", ".onnx")]
+    existing = [p for p in folder.glob("*") if p.suffix in (".tflite", ".onnx", ".pte")]
     if existing:
         return existing[0]
     log(f"exporting {target} at {resolution}")
@@ -159,6 +159,15 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
                             asdict(m.inputs[0]), asdict(m.outputs[0]),
                             options={"session_config": config} if config else {}))
     routes.append(Route("PyTorch eager", "torch", paths["tflite"], main_py, "fp32", "the reference nn.Module"))
+    from mnv2deploy.targets import get_target
+
+    reason = get_target("executorch-int8").unavailable_reason()
+    if reason:
+        meta["skipped"]["mnv2deploy executorch-int8"] = reason
+    else:  # float32 in and out: the program quantizes inside, so the worker needs no edge specs
+        pte = export_mnv2deploy("executorch-int8", ref, res, root / "executorch-int8")
+        routes.append(Route("mnv2deploy executorch-int8", "executorch", pte, main_py, "int8",
+                            "mnv2deploy export --target executorch-int8 (PT2E XNNPACKQuantizer + XnnpackPartitioner)"))
     try:
         aeq = quantize_aeq(paths["tflite"], calib[:32], root / "aeq.int8.tflite")
         routes.append(Route("ai-edge-quantizer int8", "litert", aeq, main_py, "int8",
@@ -167,9 +176,9 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
         meta["skipped"]["ai-edge-quantizer"] = f"not installed ({e})"
     peers = args.peers_python
     if peers and Path(peers).exists():
-        routes += peer_routes(args, peers, ref, contract, calib, paths, root, meta)
+        routes += peer_routes(args, peers, contract, calib, paths, root, meta)
     else:
-        meta["skipped"]["ExecuTorch, onnx2tf"] = f"no peers venv at {peers}: see benchmarks/requirements-peers.txt"
+        meta["skipped"]["onnx2tf"] = f"no peers venv at {peers}: see benchmarks/requirements-peers.txt"
     if args.investigate:
         routes += investigation_routes(ref, res, calib, root, main_py)
         int8 = next(r for r in routes if r.name == BASELINE)
@@ -185,33 +194,17 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
     return routes, meta
 
 
-def peer_routes(args: argparse.Namespace, peers: str, ref: Any, contract: Any, calib: np.ndarray,
+def peer_routes(args: argparse.Namespace, peers: str, contract: Any, calib: np.ndarray,
                 paths: dict[str, Path], root: Path, meta: dict[str, Any]) -> list[Route]:
-    """ExecuTorch and onnx2tf, converted in the peers venv from the same reference and calibration images."""
-    import torch
-
-    res, main_py, routes = args.resolution, sys.executable, []
+    """onnx2tf, converted in the peers venv from the same reference and calibration images."""
+    main_py, routes = sys.executable, []
     versions_file = root / "peer_versions.json"
     if versions_file.exists():
         meta["peer_versions"].update(json.loads(versions_file.read_text()))
-    model_pt2, calib_npy, raw_npy = root / "model.pt2", root / "calib.npy", root / "calib_raw_nhwc.npy"
-    if not model_pt2.exists():
-        torch.export.save(torch.export.export(ref.model.eval(), (torch.zeros(1, 3, res, res),)), str(model_pt2))
-        np.save(calib_npy, calib)
+    raw_npy = root / "calib_raw_nhwc.npy"
+    if not raw_npy.exists():
         mean, std = (np.asarray(v, np.float32).reshape(1, 3, 1, 1) for v in (contract.mean, contract.std))
         np.save(raw_npy, (calib * std + mean).transpose(0, 2, 3, 1).astype(np.float32))
-    pte = root / "executorch.int8.pte"
-    if not pte.exists():
-        log("ExecuTorch XNNPACK int8 (peers venv)")
-        done = peer_export(peers, ["executorch", str(model_pt2), str(calib_npy), str(pte)], root)
-        if done:
-            meta["peer_versions"].update(done["versions"])
-            versions_file.write_text(json.dumps(meta["peer_versions"]))
-    if pte.exists():
-        routes.append(Route("ExecuTorch XNNPACK int8", "executorch", pte, peers, "int8",
-                            "PT2E XNNPACKQuantizer (symmetric per-channel) + XnnpackPartitioner", peer=True))
-    else:
-        meta["skipped"]["ExecuTorch"] = "export failed (see the log above)"
     mean_s = json.dumps([[[list(contract.mean)]]]).replace(" ", "")
     std_s = json.dumps([[[list(contract.std)]]]).replace(" ", "")
     variants = [("per-channel", "onnx2tf int8")] + ([("per-tensor", "onnx2tf int8 per-tensor")] if args.investigate else [])
@@ -428,7 +421,7 @@ def machine_facts() -> dict[str, Any]:
 
     versions = {}
     for pkg in ("mnv2deploy", "torch", "ai-edge-litert", "litert-torch", "ai-edge-quantizer", "onnxruntime", "onnx",
-                "numpy"):
+                "executorch", "numpy"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -1,51 +1,21 @@
 """The peer export routes, run in the peers venv (benchmarks/requirements-peers.txt), never in the main one.
 
-    python peer_exports.py executorch MODEL.pt2 CALIB.npy OUT.pte
     python peer_exports.py onnx2tf MODEL.onnx CALIB_RAW_NHWC.npy MEAN STD OUT_DIR [per-channel|per-tensor]
 
-MODEL.pt2 is the same PyTorch reference mnv2deploy exports (torch.export.save'd by compare_routes.py), CALIB the
-same embedded calibration images; so only the route differs. Prints one JSON line with what it wrote.
+The ONNX model is mnv2deploy's own export and the calibration images the embedded ones, so only the route differs
+(ExecuTorch is no longer a peer: it is mnv2deploy's executorch-int8 target). Prints one JSON line with what it
+wrote.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def executorch_int8(model_pt2: str, calib_npy: str, out: str) -> dict:
-    """ExecuTorch's documented XNNPACK int8 flow: PT2E with XNNPACKQuantizer (symmetric, per-channel), lowered
-    with the XnnpackPartitioner."""
-    import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
-    from executorch.exir import to_edge_transform_and_lower
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    calib = np.load(calib_npy).astype(np.float32)
-    sample = (torch.from_numpy(calib[:1]),)
-    model = torch.export.load(model_pt2).module()
-    graph = torch.export.export(model, sample).module()
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for i in range(len(calib)):
-            prepared(torch.from_numpy(calib[i:i + 1]))
-    converted = convert_pt2e(prepared)
-    program = to_edge_transform_and_lower(torch.export.export(converted, sample),
-                                          partitioner=[XnnpackPartitioner()]).to_executorch()
-    tmp = out + ".partial"
-    with open(tmp, "wb") as fh:
-        program.write_to_file(fh)
-    os.replace(tmp, out)
-    return {"pte": out}
 
 
 def onnx2tf_int8(onnx_path: str, calib_raw: str, mean: str, std: str, out_dir: str, quant_type: str) -> dict:
@@ -74,16 +44,14 @@ def onnx2tf_int8(onnx_path: str, calib_raw: str, mean: str, std: str, out_dir: s
 def main() -> None:
     route, args = sys.argv[1], sys.argv[2:]
     started = time.perf_counter()
-    if route == "executorch":
-        result = executorch_int8(*args)
-    elif route == "onnx2tf":
+    if route == "onnx2tf":
         result = onnx2tf_int8(*args[:5], args[5] if len(args) > 5 else "per-channel")
     else:
         raise SystemExit(f"unknown route {route}")
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for pkg in ("torch", "executorch", "torchao", "onnx2tf", "tensorflow", "onnx", "onnxruntime"):
+    for pkg in ("torch", "onnx2tf", "tensorflow", "onnx", "onnxruntime"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:

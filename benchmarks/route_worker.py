@@ -1,7 +1,6 @@
 """One benchmark worker process per (route, threads), driven by compare_routes.py over stdin/stdout JSON lines.
 
-Runs in the main venv (LiteRT, onnxruntime, PyTorch eager) or in the peers venv (ExecuTorch); imports nothing
-from mnv2deploy except in the main venv, so the same file serves both. Each timed run is two inferences:
+Runs in the main venv (LiteRT, onnxruntime, ExecuTorch, PyTorch eager). Each timed run is two inferences:
 ``call``, the model alone on input already in its own dtype and layout (what LiteRT's benchmark_model times:
 set_tensor + invoke + get_tensor), and ``e2e``, float32 NCHW in to float32 logits out through the very code the
 mnv2deploy runtimes use for the edges (LiteRT: runtimes/litert.set_input quantizes straight into the

@@ -101,6 +101,16 @@ def tflite_int8(export_artifact) -> Path:
 
 
 @pytest.fixture(scope="session")
+def executorch_fp32(export_artifact) -> Path:
+    return export_artifact("executorch").artifact
+
+
+@pytest.fixture(scope="session")
+def executorch_int8(export_artifact) -> Path:
+    return export_artifact("executorch-int8").artifact
+
+
+@pytest.fixture(scope="session")
 def images() -> np.ndarray:
     """Eight preprocessed images of the embedded evaluation set at the default's 32x32."""
     from mnv2deploy.data import load_embedded

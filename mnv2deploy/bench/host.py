@@ -241,7 +241,7 @@ def _delegate(runtime: str, details: dict[str, Any], xnnpack: bool) -> str:
         return "xnnpack" if xnnpack else "none"
     if runtime == "onnxruntime":
         return str(details.get("execution_provider", "CPUExecutionProvider"))
-    return "eager"
+    return str(details.get("delegate") or "eager")  # executorch: xnnpack or portable
 
 
 def _memory(raw: dict[str, Any]) -> tuple[int | None, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""`mnv2deploy memory`: activation memory of a .tflite/.onnx (static lifetimes and measured), or the paper's Table 3."""
+"""`mnv2deploy memory`: activation memory of a .tflite/.onnx (static lifetimes and measured) or a .pte (static
+lifetimes and ExecuTorch's own plan), or the paper's Table 3."""
 
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def _artifact_render(result: dict, artifact: Path):
             for kernels, fp in m["footprint"].items():
                 row(f"heap after allocate + 2 runs: {kernels}", _footprint_cell(fp),
                     _footprint_cell(host.get("footprint", {}).get(kernels)))
+        elif "planned_bytes" in m:
+            row("ExecuTorch memory plan (in the program)", _mb(m["planned_bytes"]))
+            row("delegates", ", ".join(m["delegates"]) or "none (portable kernels)")
         else:
             row(f"measured ({result['measured_method']})", _mb(result["measured_peak_bytes"]))
         peak = result["peak_op"]
@@ -97,6 +101,8 @@ def _artifact_render(result: dict, artifact: Path):
         if arm:
             diffs = m.get("scratch_differences") or []
             console.print("aarch64 and x86_64 scratch buffers: " + ("identical" if not diffs else "; ".join(diffs)))
+        if "planned_bytes" in m:
+            console.print(f"note: {m['note']}")
         if "footprint" in m:
             console.print("heap = bytes malloc holds after creating, allocating and running (packed weights, "
                           "XNNPACK's workspace, LiteRT's arena); kernels: docs/memory.md")
@@ -125,7 +131,7 @@ def _device_render(result: dict):
 
 
 def memory(
-    artifact: Optional[Path] = typer.Argument(None, help="A .tflite or .onnx file (ours or anyone's)."),
+    artifact: Optional[Path] = typer.Argument(None, help="A .tflite, .onnx or .pte file (ours or anyone's)."),
     paper: bool = typer.Option(False, "--paper", help="Print the paper's Table 3 computed from the architectures."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the per-op timeline CSV and PNG "
                                                            "(with --device: the runner's raw output)."),
@@ -153,7 +159,7 @@ def memory(
             raise UsageError("--paper takes no ARTIFACT", "run `mnv2deploy memory --paper` or `mnv2deploy memory FILE`")
         return _paper(as_json)
     if artifact is None:
-        raise UsageError("missing ARTIFACT", "pass a .tflite or .onnx file, or --paper")
+        raise UsageError("missing ARTIFACT", "pass a .tflite, .onnx or .pte file, or --paper")
     if arch not in ("x86_64", "arm64"):
         raise UsageError(f"--arch {arch[:20]!r} is not supported", "use x86_64 (this host) or arm64")
     if cpu is not None and arch != "arm64":

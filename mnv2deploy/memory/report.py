@@ -1,4 +1,5 @@
-"""``analyze_artifact``: static lifetimes plus what the runtime really allocates, for any .tflite or .onnx."""
+"""``analyze_artifact``: static lifetimes plus what the runtime really allocates (or, for an ExecuTorch .pte, plans
+ahead of time), for any .tflite, .onnx or .pte."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..errors import BadArtifactError, UsageError
 from .graph import Graph
 from .lifetimes import LifetimeReport, analyze_lifetimes
 
-FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
+FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".pte": "pte"}
 CHILD_TIMEOUT = 600
 ARENA_METHOD = "litert builtin-kernel arena span (tensor addresses after allocate_tensors)"
 
@@ -52,11 +53,11 @@ class MemoryReport:
 def artifact_format(path: Path) -> str:
     path = Path(path)
     if not path.is_file():
-        raise BadArtifactError(f"{path} does not exist or is not a file", "pass a .tflite or .onnx file")
+        raise BadArtifactError(f"{path} does not exist or is not a file", "pass a .tflite, .onnx or .pte file")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise BadArtifactError(f"{path.name}: memory analysis supports {', '.join(FORMATS)} files",
-                               "export with --target onnx or tflite-*")
+                               "export with --target onnx*, tflite* or executorch*")
     return fmt
 
 
@@ -111,6 +112,12 @@ def analyze_artifact(path: Path, xnnpack: bool = True, arch: str = "x86_64", cpu
         graph = graph_from_inspection(inspection)
         measured, method = inspection["arena_bytes"], ARENA_METHOD
         measurements = tflite_measurements(inspection, footprints)
+    elif fmt == "pte":
+        from .pte_graph import PLAN_METHOD, graph_from_inspection, inspect_pte, pte_measurements
+
+        inspection = call_in_child(inspect_pte, str(path), timeout=CHILD_TIMEOUT)
+        graph = graph_from_inspection(inspection)
+        measured, method, measurements = inspection["planned_bytes"], PLAN_METHOD, pte_measurements(inspection)
     else:
         from .onnx_graph import read_onnx
 

@@ -26,6 +26,7 @@ def _register(module: str, cls: str) -> None:
 _register("ort", "OrtRuntime")
 _register("litert", "LiteRtRuntime")
 _register("coreml", "CoreMLRuntime")
+_register("executorch", "ExecutorchRuntime")
 _register("litert_arm64", "EmulatedArm64LiteRtRuntime")
 
 ARCHES = tuple(dict.fromkeys([HOST, *(arch for _, arch in RUNTIMES)]))

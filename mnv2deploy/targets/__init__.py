@@ -23,6 +23,8 @@ _register("tflite_fp16", "TfliteFp16Target")
 _register("tflite_int8", "TfliteInt8Target")
 _register("coreml", "CoremlTarget")
 _register("coreml_int8", "CoremlInt8Target")
+_register("executorch", "ExecutorchTarget")
+_register("executorch_int8", "ExecutorchInt8Target")
 
 
 def available_targets() -> tuple[str, ...]:

@@ -52,6 +52,8 @@ MISSING = [
      "parity skipped: onnxruntime is not installed"),
     ("env-missing-litert-memory", ("ai_edge_litert",), ["memory", "TFLITE", "--no-xnnpack"], 4,
      "ai-edge-litert is not installed"),
+    ("env-missing-executorch-export", ("executorch",), ["export", "--target", "executorch", "--out", "OUT"], 4,
+     "is not installed"),
 ]
 
 
