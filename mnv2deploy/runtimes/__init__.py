@@ -27,6 +27,7 @@ _register("ort", "OrtRuntime")
 _register("litert", "LiteRtRuntime")
 _register("coreml", "CoreMLRuntime")
 _register("litert_arm64", "EmulatedArm64LiteRtRuntime")
+_register("executorch_arm64", "EmulatedArm64ExecuTorchRuntime")
 
 ARCHES = tuple(dict.fromkeys([HOST, *(arch for _, arch in RUNTIMES)]))
 
