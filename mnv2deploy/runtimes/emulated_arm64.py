@@ -35,7 +35,8 @@ def run_in_emulator(cmd: list[str], argv: Callable[[Path, Path], list[str]], x: 
         if proc.returncode != 0 or not out.is_file():
             why = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
             lines = proc.stderr.strip().splitlines()
-            last = ([ln for ln in lines if ln.startswith("error:")] or lines or [""])[-1][:200]
+            own = [ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")]
+            last = (own or lines or [""])[-1][:200]
             raise BadArtifactError(f"aarch64 {what} under qemu failed on {artifact.name} ({why}): {last}",
                                    "check the artifact with host parity first")
         return np.load(out)
