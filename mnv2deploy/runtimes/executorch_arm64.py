@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import emulation
+from ..errors import BadArtifactError
 from .emulated_arm64 import EmulatedArm64Runtime, run_in_emulator
-from .executorch import check_magic
 
 RUNNER = Path(__file__).with_name("pte_runner_arm64.py")
+MAGIC = b"ET12"  # an ExecuTorch program's flatbuffer identifier, bytes 4..8 (as the host runtime checks it)
 
 
 def run_model_inputs(artifact: Path, x: np.ndarray, cpu: str = "cortex-a76", threads: int = 1,
@@ -23,7 +24,9 @@ def run_model_inputs(artifact: Path, x: np.ndarray, cpu: str = "cortex-a76", thr
     aarch64 process under qemu (numpy and the program load once)."""
     artifact = Path(artifact)
     with open(artifact, "rb") as fh:  # a file that is not a program never reaches the native loader
-        check_magic(fh.read(8), artifact.name)
+        if fh.read(8)[4:8] != MAGIC:
+            raise BadArtifactError(f"{artifact.name} is not an ExecuTorch program (no {MAGIC.decode()} identifier)",
+                                   "pass a .pte file written by `mnv2deploy export --target executorch*`")
     root = root or emulation.executorch_environment()
     return run_in_emulator(emulation.python_command(cpu, root),
                            lambda inp, out: [str(RUNNER), f"--model_path={artifact}", f"--cpu_threads={threads}",
