@@ -124,3 +124,21 @@ def test_parser_on_output_cut_short_keeps_what_was_measured():
     p = parse_executor_runner_output(text)
     assert len(p.iterations_ms) == 3 and p.executions is None and not p.complete(1)
     assert parse_executor_runner_output("Iteration 1 of 2: nan ms\nIteration 7 of 2: 1.0 ms\n").iterations_ms == ()
+
+
+def test_setup_without_the_cross_compiler_is_exit_4_naming_the_package(tmp_path, monkeypatch, capsys):
+    """An environment built before ExecuTorch joined it only gets the ExecuTorch part added, which needs the cross
+    compiler: without it, one line naming the Debian package, and nothing half-built left behind."""
+    bin_dir, root = tmp_path / "bin", tmp_path / "cache" / "arm64-emu"
+    bin_dir.mkdir()
+    root.mkdir(parents=True)
+    (bin_dir / emulation.QEMU).write_text("#!/bin/sh\n")
+    (bin_dir / emulation.QEMU).chmod(0o755)
+    (root / emulation.STAMP).write_text("{}")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("MNV2DEPLOY_CACHE", str(tmp_path / "cache"))
+    assert "ExecuTorch's aarch64 runtime is not set up" in emulation.executorch_unavailable_reason()
+    assert main(["setup", "arm64"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "aarch64-linux-gnu-g++ not found" in err[0] and "g++-aarch64-linux-gnu" in err[0], err
+    assert sorted(p.name for p in root.iterdir()) == [emulation.STAMP]
