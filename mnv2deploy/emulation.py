@@ -1,10 +1,13 @@
-"""Phone-CPU execution without a phone: aarch64 Python + the aarch64 LiteRT wheel under qemu-user.
+"""Phone-CPU execution without a phone: aarch64 Python + the aarch64 LiteRT wheel under qemu-user, and ExecuTorch's
+aarch64 runtime libraries behind a small C shim (ctypes).
 
 Set up once, explicitly (``mnv2deploy setup arm64``; ``make android-setup`` runs it), into the user cache
 (``<cache>/arm64-emu``): an arm64 sysroot unpacked from Debian packages (``apt-get download`` + ``dpkg -x``),
 aarch64 wheels (``pip install --target --platform``), and a fake ARM ``/proc/cpuinfo`` per emulated CPU inside the
 prefix (qemu-user's ``-L`` resolves absolute paths in the prefix first; without it ai-edge-litert segfaults under
-qemu 7.2). Commands that need it never download anything: when it is missing they say what to run (exit 4). Never
+qemu 7.2). ExecuTorch: the aarch64 wheel's Python bindings link libtorch, its runtime libraries do not, so setup
+takes only ``lib/`` and ``include/`` from that wheel and builds ``_native/pte_shim.cpp`` against them with Debian's
+cross compiler (g++-aarch64-linux-gnu) into ``<cache>/arm64-emu/executorch``. Commands that need it never download anything: when it is missing they say what to run (exit 4). Never
 ``-cpu max``: its SME path gives wrong int8 sums in this qemu. Timings from here are sanity checks, never phone
 numbers.
 """
@@ -38,6 +41,15 @@ DEBIAN_PACKAGES = (
     "libkrb5support0", "libcom-err2", "libkeyutils1",
     "libpython3.11-minimal", "python3.11-minimal", "libpython3.11-stdlib",
 )
+EXECUTORCH_VERSION = "1.5.1"
+EXECUTORCH_STAMP = "ready-executorch.json"
+CROSS_CXX = "aarch64-linux-gnu-g++"
+SHIM_SOURCE = Path(__file__).with_name("_native") / "pte_shim.cpp"
+SHIM_LIB = "libmnv2_pte.so"
+# the wheel's runtime libraries the shim links; backends and kernels register themselves when loaded, so all stay
+# needed (--no-as-needed) though the shim calls none of them by name
+EXECUTORCH_LIBS = ("executorch", "executorch_backend_xnnpack", "executorch_kernels_optimized",
+                   "executorch_kernels_quantized", "executorch_threadpool")
 WHEELS = (f"ai-edge-litert=={LITERT_VERSION}", "numpy==2.4.6")  # numpy as in the host venv
 PLATFORMS = ("manylinux_2_27_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
 # What each CPU reports in /proc/cpuinfo. XNNPACK's cpuinfo reads the part number and features there too, so it
@@ -70,12 +82,16 @@ def _stderr_progress(message: str) -> None:
     print(f"[arm64-emu] {message}", file=sys.stderr, flush=True)
 
 
+def _require(tool: str, package: str, why: str = "") -> str:
+    path = shutil.which(tool)
+    if not path:
+        raise MissingToolError(f"{tool} not found on PATH{why}",
+                               f"apt-get install -y {package} (`make android-setup` does it all)")
+    return path
+
+
 def _require_tools() -> str:
-    qemu = shutil.which(QEMU)
-    if not qemu:
-        raise MissingToolError(f"{QEMU} not found on PATH",
-                               "apt-get install -y qemu-user-static (`make android-setup` does it all)")
-    return qemu
+    return _require(QEMU, "qemu-user-static")
 
 
 def _run(cmd: list[str], cwd: Path | None = None, timeout: float = 900) -> None:
@@ -154,27 +170,99 @@ def environment() -> Path:
 
 
 def setup_environment(rebuild: bool = False, progress: Callable[[str], None] = _stderr_progress) -> Path:
-    """Build the emulation environment (Debian packages and aarch64 wheels, a few minutes); the explicit setup step
-    behind ``mnv2deploy setup arm64``. Idempotent unless ``rebuild``."""
+    """Build the emulation environment (Debian packages and aarch64 wheels, a few minutes; then ExecuTorch's aarch64
+    runtime and its shim, about 30 s); the explicit setup step behind ``mnv2deploy setup arm64``. Idempotent unless
+    ``rebuild``; an environment built before ExecuTorch was part of it only gets the ExecuTorch part added."""
     _require_tools()
     root = emulation_dir()
-    if (root / STAMP).is_file() and not rebuild:
-        return root
-    with _lock(root.with_name("arm64-emu.lock")):
-        if (root / STAMP).is_file() and not rebuild:
-            return root
-        progress(f"building the aarch64 emulation environment in {root} (a few minutes)")
-        start = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(prefix="arm64-emu.", dir=root.parent))
-        try:
-            _build(tmp, progress)
-            if root.exists():
-                shutil.rmtree(root)
-            tmp.rename(root)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        progress(f"ready in {time.monotonic() - start:.0f}s")
+    if rebuild or not (root / STAMP).is_file():
+        with _lock(root.with_name("arm64-emu.lock")):
+            if rebuild or not (root / STAMP).is_file():
+                progress(f"building the aarch64 emulation environment in {root} (a few minutes)")
+                _build_into(root, _build, progress)
+                rebuild = False  # the ExecuTorch part went with the old root
+    if rebuild or not (root / EXECUTORCH_STAMP).is_file():
+        with _lock(root.with_name("arm64-emu.lock")):
+            if rebuild or not (root / EXECUTORCH_STAMP).is_file():
+                _require_cross_compiler()
+                progress(f"adding ExecuTorch {EXECUTORCH_VERSION}'s aarch64 runtime and its shim")
+                _build_into(executorch_dir(root), _build_executorch, progress)
+                (root / EXECUTORCH_STAMP).write_text(json.dumps({"executorch": EXECUTORCH_VERSION,
+                                                                 "shim": SHIM_SOURCE.name}))
+    return root
+
+
+def _build_into(final: Path, build: Callable[[Path, Callable[[str], None]], None],
+                progress: Callable[[str], None]) -> None:
+    """Build into a temporary folder beside ``final``, then swap it in: an interrupted build leaves nothing."""
+    start = time.monotonic()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))
+    try:
+        shutil.rmtree(tmp)
+        build(tmp, progress)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    progress(f"ready in {time.monotonic() - start:.0f}s")
+
+
+def _require_cross_compiler() -> str:
+    return _require(CROSS_CXX, "g++-aarch64-linux-gnu", " (it builds the ExecuTorch shim)")
+
+
+def _build_executorch(into: Path, progress: Callable[[str], None]) -> None:
+    """The aarch64 executorch wheel's runtime libraries and headers (not its Python side, which needs aarch64
+    torch), and the shim compiled against them into ``lib/``; the headers go once the shim is built."""
+    import zipfile
+
+    download = into / "wheel"
+    download.mkdir(parents=True)
+    progress(f"downloading the aarch64 executorch=={EXECUTORCH_VERSION} wheel (18 MB)")
+    platforms = [a for p in PLATFORMS for a in ("--platform", p)]
+    _run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+          "--dest", str(download), "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
+          "--abi", "cp311", *platforms, f"executorch=={EXECUTORCH_VERSION}"])
+    wheel = next(download.glob("executorch-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if name.startswith(("executorch/lib/", "executorch/include/")) and not name.endswith("/"):
+                zf.extract(name, into)
+    lib, include = into / "executorch" / "lib", into / "executorch" / "include"
+    progress(f"compiling {SHIM_SOURCE.name} with {CROSS_CXX}")
+    _run([_require_cross_compiler(), "-std=c++17", "-O2", "-shared", "-fPIC", "-I", str(include),
+          "-I", str(include / "executorch/runtime/core/portable_type/c10"), "-DC10_USING_CUSTOM_GENERATED_MACROS",
+          "-o", str(lib / SHIM_LIB), str(SHIM_SOURCE), "-L", str(lib), "-Wl,--no-as-needed",
+          *[f"-l{name}" for name in EXECUTORCH_LIBS], "-Wl,-rpath,$ORIGIN"], timeout=300)
+    for d in (download, include, lib / "cmake"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def executorch_dir(root: Path | None = None) -> Path:
+    return (root or emulation_dir()) / "executorch"
+
+
+def shim_path(root: Path | None = None) -> Path:
+    return executorch_dir(root) / "executorch" / "lib" / SHIM_LIB
+
+
+def executorch_unavailable_reason() -> str | None:
+    """None when .pte files can run as aarch64 code here now; else what is missing and what to run."""
+    reason = unavailable_reason()
+    if reason is None and not (emulation_dir() / EXECUTORCH_STAMP).is_file():
+        return f"ExecuTorch's aarch64 runtime is not set up in {executorch_dir()} ({SETUP_HINT})"
+    return reason
+
+
+def executorch_environment() -> Path:
+    """The emulation root with ExecuTorch's aarch64 runtime in it; MissingToolError (exit 4) naming the setup step
+    when it is not there. Nothing is downloaded here."""
+    root = environment()
+    if not (root / EXECUTORCH_STAMP).is_file():
+        raise MissingToolError(f"ExecuTorch's aarch64 runtime is not set up in {executorch_dir(root)}", SETUP_HINT)
     return root
 
 
@@ -195,5 +283,8 @@ def qemu_version() -> str:
 
 def python_env(root: Path | None = None) -> dict[str, str]:
     root = root or emulation_dir()
-    return {"PYTHONPATH": str(root / "site-packages"), "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+    env = {"PYTHONPATH": str(root / "site-packages"), "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+    if (root / EXECUTORCH_STAMP).is_file():  # where the .pte runner (runtimes/pte_runner_arm64.py) finds the shim
+        env["MNV2DEPLOY_PTE_SHIM"] = str(shim_path(root))
+    return env

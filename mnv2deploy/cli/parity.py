@@ -136,7 +136,7 @@ def parity(
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Use this many images (spread over the set)."),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", help="Allowed accuracy drop in points (int8 default 1.0); needs labelled images."),
     min_agreement: Optional[float] = typer.Option(None, "--min-agreement", help="Minimum top-1 agreement, 0..1."),
-    arch: str = typer.Option("x86_64", "--arch", help="x86_64 (this host) or arm64 (aarch64 LiteRT under qemu)."),
+    arch: str = typer.Option("x86_64", "--arch", help="x86_64 (this host) or arm64 (aarch64 LiteRT or ExecuTorch under qemu)."),
     cpu: Optional[str] = typer.Option(None, "--cpu", help="Emulated CPU for --arch arm64 (cortex-a76, cortex-a57)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Runtime threads."),
     strict: bool = typer.Option(False, "--strict", help="A skip (runtime unavailable here) exits 4."),

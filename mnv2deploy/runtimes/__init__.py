@@ -28,6 +28,7 @@ _register("litert", "LiteRtRuntime")
 _register("coreml", "CoreMLRuntime")
 _register("executorch", "ExecutorchRuntime")
 _register("litert_arm64", "EmulatedArm64LiteRtRuntime")
+_register("executorch_arm64", "EmulatedArm64ExecuTorchRuntime")
 
 ARCHES = tuple(dict.fromkeys([HOST, *(arch for _, arch in RUNTIMES)]))
 
