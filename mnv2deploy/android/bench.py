@@ -105,8 +105,8 @@ def run_android_bench(artifact: Path, manifest: Manifest, device: str, threads: 
                          f"export with one of these targets: {able}")
     if runs < 1 or warmup < 1 or threads < 1:  # the output tells warm-up from timed runs only by their order
         raise UsageError(f"on Android runs, warmup and threads must be >= 1 (got {runs}, {warmup}, {threads})")
+    server = Adb()  # only locates adb: no adb at all is the first thing to fix
     tool = resolve_runner(runner, fmt)  # before any device traffic: a missing runner is one line, exit 4
-    server = Adb()
     dev = _pick(device, server)
     adb = Adb(dev.serial, server.adb, server.server_port)
     pinned = parse_cores(cores) or dev.big_cores
