@@ -24,4 +24,4 @@ android-setup: setup
 	PYTHON=$(PY) sh scripts/ci_android_setup.sh
 
 test: setup android-setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
