@@ -55,7 +55,9 @@ def _settings(report: dict[str, Any]) -> list[str]:
         f"Settings: host bench {c.get('runs', '?')} timed runs after {c.get('warmup', '?')} warm-up runs, "
         f"{h['threads']} runtime thread(s) for parity and bench (torch and math libraries capped at "
         f"{h.get('thread_cap', '?')}); parity on {', '.join(map(str, sorted(sampled))) or '-'} images"
-        f"{' (--samples)' if samples else ' (the whole evaluation set)'}.",
+        f"{' (--samples)' if samples else ' (the whole evaluation set)'}. "
+        f"Exports and parity checks ran in {c.get('workers', 1)} worker process(es); the benches one at a time after "
+        "them, with no converter running.",
         (f"Load flag: **loaded** for {', '.join(loaded)}: other work disturbed the timed runs (see `loaded_notes` in "
          "report.json); treat those latencies as upper bounds." if loaded else
          "Load flag: no bench was flagged loaded (run-to-run spread and other processes' CPU time were low)."),
@@ -105,6 +107,9 @@ def render_markdown(report: dict[str, Any], chart: str | None) -> str:
     if "skipped" in mem:
         lines.append(f"Skipped: {mem['skipped']}.")
     else:
+        if mem.get("calibration_samples"):
+            lines += [f"The memory models are calibrated on {mem['calibration_samples']} images: their arena depends on "
+                      "the graph's tensor sizes, not on its quantization scales.", ""]
         lines += ["| model | arena measured (this host) | arena aarch64 (qemu) | static peak (lifetimes) | largest tensor |",
                   "|---|---|---|---|---|"]
         for key, label in (("plain", "as exported"), ("split", f"split, {mem.get('split', {}).get('groups')} groups per block")):

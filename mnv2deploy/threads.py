@@ -14,6 +14,7 @@ import sys
 from typing import Iterator
 
 ENV = "MNV2DEPLOY_THREADS"
+WORKERS_ENV = "MNV2DEPLOY_WORKERS"
 LIBRARY_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
 MAX_DEFAULT = 4
@@ -32,6 +33,15 @@ def cap() -> int:
     if value.isdigit() and int(value) >= 1:
         return int(value)
     return max(1, min(MAX_DEFAULT, _usable_cpus() // 2))
+
+
+def workers() -> int:
+    """Parallel worker processes for independent long work (`run`'s exports): $MNV2DEPLOY_WORKERS, else as many as
+    fit the usable CPUs at the cap's threads each (2 CPUs, cap 1: 2 workers)."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    return max(1, _usable_cpus() // cap())
 
 
 def cap_environment() -> None:

@@ -31,6 +31,9 @@ def run(
     memory_resolution: int = typer.Option(224, "--memory-resolution", min=16, max=1024,
                                           help="Input size for the memory comparison (the paper's 224)."),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Parity images (default: the whole eval set)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="Exports and parity checks at once, in worker processes (default: "
+                                               "$MNV2DEPLOY_WORKERS, else CPUs / thread cap; benches always run alone)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """The main job: every artifact exported, checked against PyTorch in its runtime, timed, and its memory measured."""
@@ -47,7 +50,7 @@ def run(
     ensure_writable_dir(out)  # fail before minutes of work, not after
     cfg = JobConfig(out=out, weights=weights, width=width, num_classes=num_classes, resolution=resolution,
                     targets=tuple(target), runs=runs, warmup=warmup, threads=threads, split=split, samples=samples,
-                    memory_resolution=memory_resolution)
+                    memory_resolution=memory_resolution, workers=workers)
     log = out / "run.log"
     note(f"converter and runtime output goes to {log}")
     try:

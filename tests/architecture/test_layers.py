@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "mnv2deploy"
 
 # Each top-level module or subpackage and its layer; a module may import its own layer and the ones below.
 LAYERS = {
-    0: {"errors", "fileio", "contract", "tolerance", "_data", "profiles", "threads"},
+    0: {"errors", "fileio", "contract", "tolerance", "_data", "profiles", "threads", "workers"},
     1: {"manifest", "model", "weights", "sidecar", "data", "split", "emulation"},
     2: {"targets", "runtimes"},
     3: {"parity", "bench", "memory", "android", "ios", "profile"},

@@ -85,8 +85,9 @@ def test_failed_parity_exits_3_and_still_writes_the_report(tmp_path, monkeypatch
 
     impossible = {k: replace(v, min_agreement=1.01) for k, v in tolerance.TOLERANCES.items()}
     monkeypatch.setattr(tolerance, "TOLERANCES", impossible)
+    # --workers 1: the patched tolerances live in this process only
     code = main(["run", "--out", str(tmp_path), "--target", "onnx", "--split", "1", "--runs", "2", "--warmup", "0",
-                 "--samples", "20"])
+                 "--samples", "20", "--workers", "1"])
     assert code == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: parity failed for onnx") and "Traceback" not in "\n".join(err)
