@@ -114,9 +114,10 @@ def _ops_with_dtypes(path):
 
 @pytest.mark.parametrize("split", [1, 2])
 def test_tflite_int8_residual_adds_are_int8(export_artifact, split):
-    """PT2E needs a strict torch.export: non-strict graphs carry no source_fn_stack on `add`, litert-torch's quantizer
-    leaves them unannotated and every residual add (and split partial sum) became DEQUANTIZE -> float32 ADD ->
-    QUANTIZE (9 of 10 at 32x32; the int8 K=4 arena at 224 was 2.11 MB instead of 1.04 MB)."""
+    """PT2E's quantizers find adds by their source_fn_stack, which a non-strict torch.export leaves out
+    (targets/_pt2e._mark_adds puts it back): unmarked, litert-torch's quantizer left every residual add (and split
+    partial sum) as DEQUANTIZE -> float32 ADD -> QUANTIZE (9 of 10 at 32x32; the int8 K=4 arena at 224 was 2.11 MB
+    instead of 1.04 MB)."""
     ops = _ops_with_dtypes(export_artifact("tflite-int8", split=split).artifact)
     adds = [dtypes for name, dtypes in ops if name == "ADD"]
     # MobileNetV2 has 10 residual connections; a split adds partial sums on top
