@@ -16,6 +16,38 @@ from .common import JsonOpt, emit, library_output, line, note, status
 DEFAULT_OUT = Path("artifacts")
 
 
+def _export_one(name: str, request: Any) -> dict[str, Any]:
+    """One target's export as a picklable result (a worker's task)."""
+    from ..targets import get_target
+
+    return get_target(name).export(request).to_dict()
+
+
+def _export_all(names: list[str], request: Any) -> list[dict[str, Any]]:
+    """Export ``names`` in order; several at once in worker processes when there are CPUs for it (threads.workers),
+    since each converter uses one core at the thread cap."""
+    from functools import partial
+
+    from ..threads import workers
+    from ..workers import run_all
+
+    def done(name: str, r: dict[str, Any]) -> None:
+        note(f"{name}: {r['artifact']} ({r['size_bytes'] / 1e6:.1f} MB, {r['seconds']:.1f} s)")
+
+    n = min(workers(), len(names))
+    if n > 1:
+        note(f"exporting {len(names)} targets in {n} worker processes")
+        with status(f"exporting {', '.join(names)}"), library_output():  # converters print MLIR timings, absl
+            by_name = run_all({name: partial(_export_one, name, request) for name in reversed(names)}, n, done)
+        return [by_name[name] for name in names]
+    results = []
+    for name in names:
+        with status(f"exporting {name}"), library_output():
+            results.append(_export_one(name, request))
+        done(name, results[-1])
+    return results
+
+
 def user_weights(weights: str, width: float | None, num_classes: int | None, resolution: int | None,
                  mean: str | None = None, std: str | None = None, resize: int | None = None,
                  labels: Path | None = None):
@@ -89,7 +121,6 @@ def export(
     as_json: bool = JsonOpt,
 ) -> None:
     """Export MobileNetV2 to deployment formats, each with a manifest (hashes, tensors, preprocessing, versions)."""
-    from ..targets import get_target
     from ..targets.base import ExportRequest
     from ..targets.plan import accepting, check_option_names, plan_targets
     from ..weights import load_reference
@@ -109,12 +140,7 @@ def export(
         skipped += refused
     for s in skipped:
         note(f"skipping {s['target']}: {s['reason']}")
-    results = []
-    for name in names:
-        with status(f"exporting {name}"), library_output():  # converters print pages of MLIR timings, absl
-            result = get_target(name).export(request)
-        note(f"{name}: {result.artifact} ({result.size_bytes / 1e6:.1f} MB, {result.seconds:.1f} s)")
-        results.append(result.to_dict())
+    results = _export_all(names, request)
 
     def render(console):
         t = Table(title="exported")
