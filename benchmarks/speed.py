@@ -8,7 +8,8 @@ its SIMD flags and the thread cap are recorded beside every number; medians over
     .venv/bin/python benchmarks/speed.py --smoke --out /tmp/speed     # seconds: proves the script, measures nothing
 
 Targets (issue 17, idle 2-core machine): export <= 20 s, run <= 180 s, make test <= 20 min; with the hog no more
-than 2x those. Writes DIR/speed.json and, unless --no-doc or --smoke, the speed section of docs/benchmarks.md.
+than 2x those. Writes DIR/speed.json and, unless --no-doc or --smoke, this host class's block of the speed section of
+docs/benchmarks.md (one block per class: machines are never mixed in one table).
 Measure on an otherwise quiet machine: the point is the ratio to the targets, and other work inflates both columns.
 """
 
@@ -28,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compare_routes import HOST_TITLES, host_class  # noqa: E402  (one definition of the host classes)
 
 DOC = ROOT / "docs" / "benchmarks.md"
 TARGET_SECONDS = {"export": 20.0, "run": 180.0, "make test": 1200.0}
@@ -128,12 +132,19 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
+def write_doc(section: str, cls: str) -> None:
+    """Between this host class's markers (one block per class, as compare_routes: machines are never mixed);
+    a class measured for the first time gets its block after the last one."""
     text = DOC.read_text()
-    new = re.sub(r"(<!-- speed:begin -->\n).*?(<!-- speed:end -->)", lambda m: m[1] + section + "\n\n" + m[2], text,
+    begin, end = f"<!-- speed:{cls}:begin -->", f"<!-- speed:{cls}:end -->"
+    if begin not in text:
+        last = text.rfind(":end -->", 0, text.find("## `mnv2deploy bench`"))
+        if "<!-- speed:" not in text or last < 0:
+            raise SystemExit(f"{DOC} has no <!-- speed:CLASS:begin --> marker")
+        cut = text.index("\n", last) + 1
+        text = text[:cut] + f"\n### {HOST_TITLES[cls]}\n\n{begin}\n{end}\n" + text[cut:]
+    new = re.sub(f"({re.escape(begin)}\n).*?({re.escape(end)})", lambda m: m[1] + section + "\n\n" + m[2], text,
                  flags=re.S)
-    if new == text and "<!-- speed:begin -->" not in text:
-        raise SystemExit(f"{DOC} has no <!-- speed:begin --> marker")
     DOC.write_text(new)
 
 
@@ -175,7 +186,7 @@ def main() -> int:
     section = render(report)
     print(section)
     if not args.no_doc and not args.smoke:
-        write_doc(section)
+        write_doc(section, host_class(report["host"]))
     return 0
 
 
