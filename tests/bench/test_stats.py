@@ -63,3 +63,16 @@ def test_order_of_statistics(samples):
     assert s.min - eps <= s.p50 <= s.p90 + eps and s.p90 <= s.p99 + eps and s.p99 <= s.max + eps
     assert s.min - eps <= s.trimmed_mean <= s.max + eps and s.min - eps <= s.mean <= s.max + eps
     assert s.count == len(samples) and s.std >= 0
+
+
+def test_loaded_needs_a_spread_that_is_large_in_milliseconds_too():
+    """An idle VM's ~0.1 ms jitter on a 0.47 ms call is 23% but not load; a millisecond-scale tail is."""
+    from mnv2deploy.bench.host import _loaded
+
+    idle = LatencyStats.from_samples(np.r_[np.full(80, 0.47), np.full(20, 0.58)])
+    busy = LatencyStats.from_samples(np.r_[np.full(80, 0.47), np.full(20, 2.5)])
+    assert idle.spread > 0.2 and _loaded(idle, None) == (False, [])
+    loaded, notes = _loaded(busy, None)
+    assert loaded and "p90-p50 = 2.03 ms" in notes[0]
+    # other processes' CPU time flags a run whatever its spread
+    assert _loaded(idle, {"seconds": 5.0, "other_busy_cpus": 1.0, "steal_cpus": 0.0})[0]
