@@ -1,6 +1,8 @@
 """The int8 input edge of tflite-int8 at 1.0@224, side by side in one process on one interpreter: the model call
 alone, end to end with the previous numpy edge, end to end with the current one (runtimes/litert.set_input:
-quantized in place straight into the interpreter's input tensor), and what an app feeding camera frames pays
+quantized in place straight into the interpreter's input tensor), the float input copied once with and without a
+model call after it (how much of the end-to-end gap is memory traffic rather than arithmetic), and what an app
+feeding camera frames pays
 before the model call today versus with an 8-bit camera-input model (issue 15, not built here).
 
     .venv/bin/python benchmarks/input_edge.py [--threads 1 2] [--reps 8] [--runs 50]
@@ -83,6 +85,15 @@ def variants(interp: Any, ispec: Any, ospec: Any, contract: Any, x: np.ndarray,
     def camera_preprocess():
         return to_model_input(camera_frame_to_float(frame, mean, std), ispec, out=native)
 
+    scratch = np.empty_like(x)
+
+    def traffic_alone():  # the float input read and a float buffer written: memory traffic, no arithmetic
+        np.copyto(scratch, x)
+
+    def traffic_then_call():  # what that traffic costs the model call after it (caches), beside the copy itself
+        np.copyto(scratch, x)
+        return call()
+
     def camera_copy():  # what an 8-bit camera-input model needs before its call: the frame copied in
         view = interp.tensor(i_idx)()
         np.copyto(view.reshape(-1), frame.reshape(-1).view(np.int8))
@@ -92,7 +103,8 @@ def variants(interp: Any, ispec: Any, ospec: Any, contract: Any, x: np.ndarray,
     return {"model call": call, "end to end, previous edge": e2e_previous, "end to end, in-place edge": e2e_now,
             "camera frame end to end today": camera_today, "edge alone, previous": edge_previous,
             "edge alone, in place": edge_now, "camera preprocessing + edge alone": camera_preprocess,
-            "8-bit camera input: frame copy alone": camera_copy}
+            "8-bit camera input: frame copy alone": camera_copy, "float input copied once alone": traffic_alone,
+            "float input copied once + model call": traffic_then_call}
 
 
 def measure(fns: dict[str, Callable[[], Any]], reps: int, runs: int, warmup: int, seed: int) -> dict[str, list[float]]:
