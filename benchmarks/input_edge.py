@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=REPO / "docs" / "input_edge.json")
     p.add_argument("--label", default="")
     args = p.parse_args(argv)
+    import multiprocessing as mp
     import os
+    from concurrent.futures import ProcessPoolExecutor
 
     from mnv2deploy.bench.host import cpu_busy_seconds
     from mnv2deploy.data import load_embedded
@@ -175,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     busy0, t0 = cpu_busy_seconds(), time.monotonic()
     own0 = sum(os.times()[:4])  # this process and its finished children (the measuring ones)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     for t in args.threads:
         # each thread count in a fresh process: a second interpreter in one process got no more speed from 2 threads
         # (model call 3.99 ms after a 1-thread interpreter, 1.94 ms in a process of its own)

@@ -151,7 +151,7 @@ def _describe(key: str, value: Any) -> str:
     """One progress line for a finished task."""
     if key.startswith("memory:"):
         summary, error = value
-        return f"memory model {key[7:]}: " + (error or f"exported, arena {summary['measured_peak_bytes'] / 1e6:.2f} MB")
+        return f"memory model {key.removeprefix('memory:')}: " + (error or f"exported, arena {summary['measured_peak_bytes'] / 1e6:.2f} MB")
     row = value[0]
     if row.get("export_error"):
         return f"{key}: export failed: {row['export_error']}"
@@ -226,15 +226,14 @@ def _memory_step(cfg: JobConfig, rows: list[dict[str, Any]], results: dict[str, 
         return {"skipped": f"{MEMORY_TARGET} was not exported"}
     result: dict[str, Any] = {"target": MEMORY_TARGET, "resolution": resolution,
                               "calibration_samples": MEMORY_CALIB_SAMPLES}
+    models = {key: results[f"memory:{key}"] for key in ("plain", "split") if f"memory:{key}" in results}
     if resolution == run_resolution:  # the run's own export is the plain model
         progress(f"memory: arena of {MEMORY_TARGET} as exported")
-        result["plain"], result["plain_error"] = _memory_model(None, Path(plain["export"]["artifact"]))
-    for key in ("plain", "split"):
-        if f"memory:{key}" in results:
-            result[key], result[f"{key}_error"] = results[f"memory:{key}"]
-    for key in ("plain", "split"):
-        if result.get(key) is None:
-            result.pop(key, None)
+        models["plain"] = _memory_model(None, Path(plain["export"]["artifact"]))
+    for key, (summary, error) in models.items():
+        result[f"{key}_error"] = error
+        if summary is not None:
+            result[key] = summary
     if "plain" in result and "split" in result and result["split"]["measured_peak_bytes"]:
         result["reduction"] = result["plain"]["measured_peak_bytes"] / result["split"]["measured_peak_bytes"]
     _arm64_arenas(result, progress)

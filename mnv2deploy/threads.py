@@ -27,21 +27,20 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _positive_env(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else None
+
+
 def cap() -> int:
     """Threads for torch and the math libraries: $MNV2DEPLOY_THREADS, else half the usable CPUs (1..4)."""
-    value = os.environ.get(ENV, "").strip()
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    return max(1, min(MAX_DEFAULT, _usable_cpus() // 2))
+    return _positive_env(ENV) or max(1, min(MAX_DEFAULT, _usable_cpus() // 2))
 
 
 def workers() -> int:
     """Parallel worker processes for independent long work (`run`'s exports): $MNV2DEPLOY_WORKERS, else as many as
     fit the usable CPUs at the cap's threads each (2 CPUs, cap 1: 2 workers)."""
-    value = os.environ.get(WORKERS_ENV, "").strip()
-    if value.isdigit() and int(value) >= 1:
-        return int(value)
-    return max(1, _usable_cpus() // cap())
+    return _positive_env(WORKERS_ENV) or max(1, _usable_cpus() // cap())
 
 
 def cap_environment() -> None:

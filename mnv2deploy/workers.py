@@ -23,10 +23,6 @@ class WorkerCrashedError(Mnv2Error):
     """A worker process died without a result (exit code 1, as any failure the user cannot fix by input)."""
 
 
-def _start_worker() -> None:
-    cap_torch(only_if_loaded=False)
-
-
 def run_all(tasks: dict[K, Callable[[], T]], workers: int, done: Callable[[K, T], None] = lambda _k, _v: None,
             ) -> dict[K, T]:
     """Call every task, ``workers`` at a time in spawned processes (1: here, in order; what tests that patch
@@ -40,7 +36,7 @@ def run_all(tasks: dict[K, Callable[[], T]], workers: int, done: Callable[[K, T]
         return results
     with child_environment():  # the math libraries read their caps at import in each worker (threads.py)
         pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("spawn"),
-                                   initializer=_start_worker)
+                                   initializer=cap_torch)
     with pool:
         futures = {pool.submit(task): key for key, task in tasks.items()}
         try:

@@ -24,8 +24,8 @@ def _export_one(name: str, request: Any) -> dict[str, Any]:
 
 
 def _export_all(names: list[str], request: Any) -> list[dict[str, Any]]:
-    """Export ``names`` in order; several at once in worker processes when there are CPUs for it (threads.workers),
-    since each converter uses one core at the thread cap."""
+    """Export ``names``; several at once in worker processes when there are CPUs for it (threads.workers), since
+    each converter uses one core at the thread cap. Results in ``names`` order."""
     from functools import partial
 
     from ..threads import workers
@@ -37,15 +37,10 @@ def _export_all(names: list[str], request: Any) -> list[dict[str, Any]]:
     n = min(workers(), len(names))
     if n > 1:
         note(f"exporting {len(names)} targets in {n} worker processes")
-        with status(f"exporting {', '.join(names)}"), library_output():  # converters print MLIR timings, absl
-            by_name = run_all({name: partial(_export_one, name, request) for name in reversed(names)}, n, done)
-        return [by_name[name] for name in names]
-    results = []
-    for name in names:
-        with status(f"exporting {name}"), library_output():
-            results.append(_export_one(name, request))
-        done(name, results[-1])
-    return results
+    order = list(reversed(names)) if n > 1 else names  # in parallel, the slowest (last registered) first
+    with status(f"exporting {', '.join(names)}"), library_output():  # converters print MLIR timings, absl
+        by_name = run_all({name: partial(_export_one, name, request) for name in order}, n, done)
+    return [by_name[name] for name in names]
 
 
 def user_weights(weights: str, width: float | None, num_classes: int | None, resolution: int | None,
