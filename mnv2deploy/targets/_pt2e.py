@@ -5,8 +5,9 @@ beside the artifact (``<artifact>.qref.npz``) as the recorded reference for conv
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -52,6 +53,28 @@ def _mark_adds(graph: Any) -> Any:
     return graph
 
 
+@contextlib.contextmanager
+def _constants_observed(prepared: Any) -> Iterator[None]:
+    """Pass constants (the weights) through their observers untouched while inside: they have seen them once.
+
+    Why: a weight's min/max cannot change between calibration images, yet its per-channel observer ran on every
+    image: 53 observers x 200 images, 0.7 s of a 1.0@32 tflite-int8 export. The activations' observers still see
+    every image; the written .tflite is byte-identical."""
+    frozen = [prepared.get_submodule(n.target) for n in prepared.graph.nodes
+              if n.op == "call_module" and n.args and getattr(n.args[0], "op", None) == "get_attr"]
+    for observer in frozen:
+        observer.forward = _unchanged  # an instance attribute shadows the class's forward until deleted
+    try:
+        yield
+    finally:
+        for observer in frozen:
+            del observer.forward
+
+
+def _unchanged(x: Any) -> Any:
+    return x
+
+
 def calibrate_pt2e(model: Any, resolution: int, calib: np.ndarray, quantizer: Any, hint: str,
                    fold_quantize: bool = False) -> Any:
     """Prepare with ``quantizer``, calibrate on ``calib`` (NCHW float32) one image at a time, convert: the quantized
@@ -66,8 +89,10 @@ def calibrate_pt2e(model: Any, resolution: int, calib: np.ndarray, quantizer: An
     prepared = qpt2e.prepare_pt2e(graph, quantizer)
     qpt2e_api.move_exported_model_to_eval(prepared)
     with torch.no_grad():
-        for i in range(len(calib)):  # the graph was exported for batch 1
-            prepared(torch.from_numpy(calib[i:i + 1]))
+        prepared(torch.from_numpy(calib[:1]))
+        with _constants_observed(prepared):
+            for i in range(1, len(calib)):  # the graph was exported for batch 1
+                prepared(torch.from_numpy(calib[i:i + 1]))
     converted = qpt2e.convert_pt2e(prepared, fold_quantize=fold_quantize)
     qpt2e_api.move_exported_model_to_eval(converted)
     return converted

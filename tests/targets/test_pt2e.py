@@ -1,0 +1,79 @@
+"""PT2E calibration (targets/_pt2e.py): weights are observed once, and that changes no quantization parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mnv2deploy.model import build
+from mnv2deploy.targets._pt2e import calibrate_pt2e, without_dropout
+
+pytest.importorskip("litert_torch")
+
+
+def _quantizer():
+    from litert_torch.quantize import pt2e_quantizer as pt2e
+
+    return pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True))
+
+
+def _observed_every_image(model, calib):
+    """The plain PT2E recipe: every observer, weights included, on every image."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from mnv2deploy.targets._pt2e import _mark_adds
+
+    graph = _mark_adds(torch.export.export(without_dropout(model), (torch.zeros(1, 3, 32, 32),), strict=False).module())
+    prepared = prepare_pt2e(graph, _quantizer())
+    move_exported_model_to_eval(prepared)
+    with torch.no_grad():
+        for i in range(len(calib)):
+            prepared(torch.from_numpy(calib[i:i + 1]))
+    return convert_pt2e(prepared, fold_quantize=False)
+
+
+def test_weights_observed_once_give_the_same_quantized_model():
+    torch.manual_seed(0)
+    model = build(0.35, 10).eval()
+    calib = np.random.default_rng(0).normal(size=(6, 3, 32, 32)).astype(np.float32)
+    ours = calibrate_pt2e(model, 32, calib, _quantizer(), "hint")
+    plain = _observed_every_image(model, calib)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 1, 3, 32, 32)).astype(np.float32))
+    with torch.no_grad():
+        for xi in x:
+            np.testing.assert_array_equal(ours(xi).numpy(), plain(xi).numpy())
+    ours_q, plain_q = _qparams(ours), _qparams(plain)
+    assert len(ours_q) > 100 and len(ours_q) == len(plain_q)
+    for a, b in zip(ours_q, plain_q):
+        np.testing.assert_array_equal(a, b)
+
+
+def _qparams(graph) -> list[np.ndarray]:
+    """Every (de)quantize node's scale and zero point, in graph order (per-channel ones are attributes)."""
+    out = []
+    for node in graph.graph.nodes:
+        if "quantize_per" in str(node.target):
+            for a in node.args[1:3]:
+                out.append(np.asarray(graph.get_buffer(a.target) if getattr(a, "op", None) == "get_attr" else a))
+    return out
+
+
+def test_weight_observers_see_only_the_first_image():
+    """Inside the calibration loop the weights' observers are bypassed, and restored after it."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    from mnv2deploy.targets._pt2e import _constants_observed, _mark_adds
+
+    model = build(0.35, 10).eval()
+    graph = _mark_adds(torch.export.export(without_dropout(model), (torch.zeros(1, 3, 32, 32),), strict=False).module())
+    prepared = prepare_pt2e(graph, _quantizer())
+    move_exported_model_to_eval(prepared)
+    weight_observers = [prepared.get_submodule(n.target) for n in prepared.graph.nodes
+                        if n.op == "call_module" and n.args[0].op == "get_attr"]
+    assert weight_observers
+    with _constants_observed(prepared):
+        assert all("forward" in vars(o) for o in weight_observers)
+    assert not any("forward" in vars(o) for o in weight_observers)
