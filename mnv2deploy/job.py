@@ -151,7 +151,8 @@ def _describe(key: str, value: Any) -> str:
     """One progress line for a finished task."""
     if key.startswith("memory:"):
         summary, error = value
-        return f"memory model {key.removeprefix('memory:')}: " + (error or f"exported, arena {summary['measured_peak_bytes'] / 1e6:.2f} MB")
+        return f"memory model {key.removeprefix('memory:')}: " + (
+            error or f"exported, arena {summary['measured_peak_bytes'] / 1e6:.2f} MB")
     row = value[0]
     if row.get("export_error"):
         return f"{key}: export failed: {row['export_error']}"

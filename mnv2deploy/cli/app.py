@@ -195,8 +195,7 @@ def exit_without_teardown(code: int) -> None:
     import atexit
     import threading
 
-    if threading.active_count() > 1 and any(not t.daemon for t in threading.enumerate()
-                                            if t is not threading.main_thread()):
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()  # what the normal exit would call; public atexit has no "run now" (CPython 3.11-3.13)
     for stream in (sys.stdout, sys.stderr):

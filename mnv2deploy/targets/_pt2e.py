@@ -60,8 +60,7 @@ def _constants_observed(prepared: Any) -> Iterator[None]:
     Why: a weight's min/max cannot change between calibration images, yet its per-channel observer ran on every
     image: 53 observers x 200 images, 0.7 s of a 1.0@32 tflite-int8 export. The activations' observers still see
     every image; the written .tflite is byte-identical."""
-    frozen = [prepared.get_submodule(n.target) for n in prepared.graph.nodes
-              if n.op == "call_module" and n.args and getattr(n.args[0], "op", None) == "get_attr"]
+    frozen = constant_observers(prepared)
     for observer in frozen:
         observer.forward = _unchanged  # an instance attribute shadows the class's forward until deleted
     try:
@@ -75,19 +74,34 @@ def _unchanged(x: Any) -> Any:
     return x
 
 
+def constant_observers(prepared: Any) -> list[Any]:
+    """The observer modules whose input is a constant of the graph (``get_attr``: the weights)."""
+    return [prepared.get_submodule(n.target) for n in prepared.graph.nodes
+            if n.op == "call_module" and n.args and getattr(n.args[0], "op", None) == "get_attr"]
+
+
+def prepare(model: Any, resolution: int, quantizer: Any, hint: str) -> Any:
+    """The model exported for batch 1 (non-strict, adds marked) and prepared with ``quantizer``, in eval mode:
+    observers in place, nothing calibrated yet."""
+    import torch
+
+    qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", hint)
+    example = (torch.zeros(1, 3, resolution, resolution),)
+    graph = _mark_adds(torch.export.export(without_dropout(model), example, strict=False).module())
+    prepared = qpt2e.prepare_pt2e(graph, quantizer)
+    c.require("torchao.quantization.pt2e", hint).move_exported_model_to_eval(prepared)
+    return prepared
+
+
 def calibrate_pt2e(model: Any, resolution: int, calib: np.ndarray, quantizer: Any, hint: str,
                    fold_quantize: bool = False) -> Any:
     """Prepare with ``quantizer``, calibrate on ``calib`` (NCHW float32) one image at a time, convert: the quantized
     (fake-quant) graph module in eval mode. ``hint``: the install hint of the target's extra, for torchao."""
     import torch
 
-    model = without_dropout(model)
     qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", hint)
     qpt2e_api = c.require("torchao.quantization.pt2e", hint)
-    example = (torch.zeros(1, 3, resolution, resolution),)
-    graph = _mark_adds(torch.export.export(model, example, strict=False).module())
-    prepared = qpt2e.prepare_pt2e(graph, quantizer)
-    qpt2e_api.move_exported_model_to_eval(prepared)
+    prepared = prepare(model, resolution, quantizer, hint)
     with torch.no_grad():
         prepared(torch.from_numpy(calib[:1]))
         with _constants_observed(prepared):

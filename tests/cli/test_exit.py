@@ -41,4 +41,3 @@ def test_success_exits_zero_with_the_whole_result(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["resolution"] == 32
     assert (tmp_path / keep / "atexit-ran").exists()
-

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnv2deploy.model import build
-from mnv2deploy.targets._pt2e import calibrate_pt2e, without_dropout
+from mnv2deploy.targets._pt2e import calibrate_pt2e, constant_observers, prepare
 
 pytest.importorskip("litert_torch")
 
@@ -20,14 +20,9 @@ def _quantizer():
 
 def _observed_every_image(model, calib):
     """The plain PT2E recipe: every observer, weights included, on every image."""
-    from torchao.quantization.pt2e import move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    from mnv2deploy.targets._pt2e import _mark_adds
-
-    graph = _mark_adds(torch.export.export(without_dropout(model), (torch.zeros(1, 3, 32, 32),), strict=False).module())
-    prepared = prepare_pt2e(graph, _quantizer())
-    move_exported_model_to_eval(prepared)
+    prepared = prepare(model, 32, _quantizer(), "hint")
     with torch.no_grad():
         for i in range(len(calib)):
             prepared(torch.from_numpy(calib[i:i + 1]))
@@ -62,18 +57,11 @@ def _qparams(graph) -> list[np.ndarray]:
 
 def test_weight_observers_see_only_the_first_image():
     """Inside the calibration loop the weights' observers are bypassed, and restored after it."""
-    from torchao.quantization.pt2e import move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+    from mnv2deploy.targets._pt2e import _constants_observed
 
-    from mnv2deploy.targets._pt2e import _constants_observed, _mark_adds
-
-    model = build(0.35, 10).eval()
-    graph = _mark_adds(torch.export.export(without_dropout(model), (torch.zeros(1, 3, 32, 32),), strict=False).module())
-    prepared = prepare_pt2e(graph, _quantizer())
-    move_exported_model_to_eval(prepared)
-    weight_observers = [prepared.get_submodule(n.target) for n in prepared.graph.nodes
-                        if n.op == "call_module" and n.args[0].op == "get_attr"]
-    assert weight_observers
+    prepared = prepare(build(0.35, 10).eval(), 32, _quantizer(), "hint")
+    weight_observers = constant_observers(prepared)
+    assert len(weight_observers) == 53  # every conv and the classifier: one per-channel observer each
     with _constants_observed(prepared):
         assert all("forward" in vars(o) for o in weight_observers)
     assert not any("forward" in vars(o) for o in weight_observers)
