@@ -58,8 +58,8 @@ def _constants_observed(prepared: Any) -> Iterator[None]:
     """Pass constants (the weights) through their observers untouched while inside: they have seen them once.
 
     Why: a weight's min/max cannot change between calibration images, yet its per-channel observer ran on every
-    image: 53 observers x 200 images, 0.7 s of a 1.0@32 tflite-int8 export. The activations' observers still see
-    every image; the written .tflite is byte-identical."""
+    image (53 observers x 200 images): calibrating the 1.0@32 default took 3.55 s, now 2.49 s (medians of 5). The
+    activations' observers still see every image; the written .tflite is byte-identical."""
     frozen = constant_observers(prepared)
     for observer in frozen:
         observer.forward = _unchanged  # an instance attribute shadows the class's forward until deleted
