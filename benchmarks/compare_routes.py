@@ -584,8 +584,8 @@ def write_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str
 
     if json_key is not None:
         old_doc = json.loads(json_path.read_text()) if json_path.exists() else {}
-        if "routes" in old_doc:  # a single result from before results were kept per host class
-            old_doc = {host_class(old_doc.get("machine", {})): old_doc}
+        if "machine" in old_doc:  # a single result from before results were kept per host class
+            old_doc = {host_class(old_doc["machine"]): old_doc}
         doc = {**old_doc, json_key: doc}
 
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
@@ -597,6 +597,13 @@ def write_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str
         new = old.rstrip() + "\n\n" + block + "\n"
     write_text_atomic(md_path, new)
     write_json_atomic(json_path, doc)
+
+
+def write_host_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str) -> None:
+    """write_docs for a result that holds on its host class only (``doc["machine"]``'s): the block between
+    ``<!-- {marker}:{class}:start/end -->`` and that class's key in the JSON, other classes' results kept."""
+    cls = host_class(doc["machine"])
+    write_docs(md_path, json_path, doc, text, marker=f"{marker}:{cls}", json_key=cls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -695,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "benchmarks/compare_routes.py", *(argv if argv is not None else sys.argv[1:])])
     text = markdown(doc, command.strip())
     print(text)
-    write_docs(args.md, args.json, doc, text, marker=f"compare_routes:{cls}", json_key=cls)
+    write_host_docs(args.md, args.json, doc, text, "compare_routes")
     log(f"done in {time.time() - started:.0f} s; wrote {args.md} and {args.json}")
     return 0
 

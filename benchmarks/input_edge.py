@@ -27,7 +27,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from compare_routes import artifact_root, cpus_for, export_mnv2deploy, log, machine_facts, write_docs  # noqa: E402
+from compare_routes import artifact_root, cpus_for, export_mnv2deploy, log, machine_facts, write_host_docs  # noqa: E402
 
 
 def previous_to_model_input(x: np.ndarray, spec: Any) -> np.ndarray:
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         L.append(f"| {r['what']} | {r['threads']} | {r['p50_ms']:.3f} | {r['x_model_call']:.3f} |")
     text = "\n".join(L) + "\n"
     print(text)
-    write_docs(args.md, args.json, doc, text, "input_edge")
+    write_host_docs(args.md, args.json, doc, text, "input_edge")
     return 0
 
 

@@ -34,7 +34,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from compare_routes import Route, cpus_for, interleave, log, machine_facts, start_worker, write_docs  # noqa: E402
+from compare_routes import Route, cpus_for, host_class, interleave, log, machine_facts, start_worker, write_host_docs  # noqa: E402
 
 from mnv2deploy.targets.onnx_int8 import SCHEME, QuantScheme  # noqa: E402
 
@@ -241,7 +241,9 @@ def markdown(doc: dict[str, Any], command: str) -> str:
          f"Accuracy: embedded default at 32x32, {acc['samples']} eval images, 1 thread, top-1 agreement with PyTorch "
          f"fp32 and accuracy drop in points (fp32 {acc['reference_accuracy']:.1%}); the bar is >= 0.98 and <= 1.0. "
          + (f"\"AVX2\" columns: the same wheel under `qemu-x86_64-static -cpu {emu}` (AVX2, no AVX-512/VNNI; "
-            "numerics only)." if emu else "AVX2 not emulated in this run."),
+            "numerics only)." if emu else "AVX2 not emulated in this run."
+            + (" This CPU is AVX2-only: its own columns are the AVX2 kernels' numerics."
+               if host_class(m) == "avx2" else "")),
          "Speed: 1.0@224, batch 1, model call p50 and its ratio to fp32 .onnx in the same run.", ""]
     threads = sorted({r["threads"] for r in doc["speed"]})
     head = ["variant", "agreement (this CPU)", "drop (this CPU)"] + (["agreement (AVX2)", "drop (AVX2)"] if emu else [])
@@ -272,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--calib", type=int, default=200, help="calibration images, as the target uses")
-    p.add_argument("--emulate", default="Haswell", help="qemu CPU model for the AVX2 accuracy columns ('' = none)")
+    p.add_argument("--emulate", default=None,
+                   help="qemu CPU model for the AVX2 accuracy columns ('' = none; default: Haswell on a VNNI host, "
+                        "none on an AVX2-only host, whose own columns are the AVX2 kernels')")
     p.add_argument("--ort-python", default=None, help="a Python with another onnxruntime, timed beside ours")
     p.add_argument("--ort-label", default=None)
     p.add_argument("--only", nargs="*", default=None, help="variant names to run (default: all)")
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v for v in VARIANTS if args.only is None or v.name in args.only]
     started = time.time()
     machine = machine_facts()
+    if args.emulate is None:
+        args.emulate = "" if host_class(machine) == "avx2" else "Haswell"
     _, paths32 = build(32, root, variants, args.calib)
     fp32, paths224 = build(224, root, variants, args.calib)
     acc = accuracy(root / "32", variants, paths32, args.emulate or None)
@@ -311,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(doc, shlex.join(["python", "benchmarks/onnx_int8_variants.py",
                                      *(argv if argv is not None else sys.argv[1:])]))
     print(text)
-    write_docs(args.md, args.json, doc, text, "onnx_int8_variants")
+    write_host_docs(args.md, args.json, doc, text, "onnx_int8_variants")
     log(f"done in {time.time() - started:.0f} s; wrote {args.md} and {args.json}")
     return 0
 

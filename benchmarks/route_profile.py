@@ -32,7 +32,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from compare_routes import cpus_for, log, machine_facts, write_docs  # noqa: E402
+from compare_routes import cpus_for, host_class, log, machine_facts, write_host_docs  # noqa: E402
 
 # First match wins; order matters (dwconv before conv, igemm before gemm).
 CATEGORIES = [
@@ -163,8 +163,12 @@ def macs_by_kind(resolution: int = 224, num_classes: int = 10) -> dict[str, int]
     return out
 
 
-def routes_from_benchmarks(path: Path) -> list[tuple[str, str, Path, str]]:
+def routes_from_benchmarks(path: Path, cls: str) -> list[tuple[str, str, Path, str]]:
+    """The 1-thread int8 LiteRT and ExecuTorch routes of compare_routes' result for host class ``cls``."""
     doc = json.loads(path.read_text())
+    doc = doc if "routes" in doc else doc.get(cls)  # results are kept per host class
+    if doc is None:
+        return []
     out = []
     for r in doc["routes"]:
         if r["threads"] == 1 and r["precision"] == "int8" and r["kind"] in ("litert", "executorch"):
@@ -213,10 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("perf") is None:
         print("error: perf is not installed (hint: apt-get install linux-perf)", file=sys.stderr)
         return 4
-    routes = routes_from_benchmarks(args.benchmarks) if args.benchmarks.exists() else []
+    machine = machine_facts()
+    cls = host_class(machine)
+    routes = routes_from_benchmarks(args.benchmarks, cls) if args.benchmarks.exists() else []
     routes += [(item.partition("=")[0], "litert", Path(item.partition("=")[2]), sys.executable) for item in args.tflite]
     if not routes:
-        print("error: no routes (hint: run benchmarks/compare_routes.py first or pass --tflite)", file=sys.stderr)
+        print(f"error: no routes for this host class ({cls}) (hint: run benchmarks/compare_routes.py here first or "
+              "pass --tflite)", file=sys.stderr)
         return 2
     import numpy as np
 
@@ -225,7 +232,6 @@ def main(argv: list[str] | None = None) -> int:
 
     npy = Path(tempfile.gettempdir()) / "route_profile_input224.npy"
     np.save(npy, load_embedded("eval", resolve_weights("default").contract.at_resolution(224), 1).images)
-    machine = machine_facts()
     out = {}
     for name, kind, path, python in routes:
         log(f"profiling {name}")
@@ -236,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     text = markdown(doc, shlex.join(["python", "benchmarks/route_profile.py", *(argv if argv is not None else sys.argv[1:])]))
     print(text)
-    write_docs(args.md, args.json, doc, text, "route_profile")
+    write_host_docs(args.md, args.json, doc, text, "route_profile")
     return 0
 
 
