@@ -576,6 +576,14 @@ def markdown(doc: dict[str, Any], command: str) -> str:
     return "\n".join(L) + "\n"
 
 
+def with_class_result(json_path: Path, doc: dict, key: str) -> dict:
+    """The per-host-class JSON at ``json_path`` with ``doc`` as its ``key``, the other classes' results kept."""
+    old = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if "machine" in old or "host" in old:  # a single result from before results were kept per host class
+        old = {host_class(old.get("machine") or old["host"]): old}
+    return {**old, key: doc}
+
+
 def write_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str = "compare_routes",
                json_key: str | None = None) -> None:
     """The block between ``<!-- {marker}:start -->`` and ``<!-- {marker}:end -->`` in ``md_path``, and the JSON
@@ -583,10 +591,7 @@ def write_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str
     from mnv2deploy.fileio import write_json_atomic, write_text_atomic
 
     if json_key is not None:
-        old_doc = json.loads(json_path.read_text()) if json_path.exists() else {}
-        if "machine" in old_doc:  # a single result from before results were kept per host class
-            old_doc = {host_class(old_doc["machine"]): old_doc}
-        doc = {**old_doc, json_key: doc}
+        doc = with_class_result(json_path, doc, json_key)
 
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     block = f"{start}\n{text}{end}"

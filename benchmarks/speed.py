@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compare_routes import HOST_TITLES, host_class  # noqa: E402  (one definition of the host classes)
+from compare_routes import HOST_TITLES, host_class, with_class_result  # noqa: E402  (one definition of the host classes)
+
+from mnv2deploy.fileio import write_json_atomic  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 TARGET_SECONDS = {"export": 20.0, "run": 180.0, "make test": 1200.0}
@@ -186,7 +188,9 @@ def main() -> int:
     section = render(report)
     print(section)
     if not args.no_doc and not args.smoke:
-        write_doc(section, host_class(report["host"]))
+        cls = host_class(report["host"])
+        write_doc(section, cls)
+        write_json_atomic(DOC.with_name("speed.json"), with_class_result(DOC.with_name("speed.json"), report, cls))
     return 0
 
 

@@ -49,3 +49,11 @@ def test_a_class_without_markers_is_appended(tmp_path):
     assert text.rstrip().endswith("<!-- demo:avx_vnni:start -->\navx-vnni table\n<!-- demo:avx_vnni:end -->")
     assert "old avx2 table" in text and "old vnni table" in text
     assert list(json.loads(js.read_text())) == ["avx_vnni"]
+
+
+def test_speed_results_are_kept_per_class_too(tmp_path):
+    js = tmp_path / "speed.json"
+    js.write_text(json.dumps({"host": AVX2, "results": {"export": 36.5}}))  # speed.py's single result of old
+    merged = compare_routes.with_class_result(js, {"host": VNNI, "results": {"export": 16.7}}, "avx512_vnni")
+    assert merged == {"avx2": {"host": AVX2, "results": {"export": 36.5}},
+                      "avx512_vnni": {"host": VNNI, "results": {"export": 16.7}}}
