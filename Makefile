@@ -23,5 +23,6 @@ demo: setup
 android-setup: setup
 	PYTHON=$(PY) sh scripts/ci_android_setup.sh
 
+# Two pytest processes side by side, one per core (scripts/run_tests.sh says how the suite is split).
 test: setup android-setup
-	$(PY) -m pytest -q --durations=25
+	PY=$(PY) sh scripts/run_tests.sh
