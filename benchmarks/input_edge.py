@@ -8,8 +8,8 @@ before the model call today versus with an 8-bit camera-input model (issue 15, n
     .venv/bin/python benchmarks/input_edge.py [--threads 1 2] [--reps 8] [--runs 50]
 
 Blocks of runs alternate between the variants in a new random order each repetition, pinned like
-compare_routes (1 thread: the last usable CPU; 2 threads: both). Writes docs/input_edge.json and the block
-between the markers in docs/benchmarks.md.
+compare_routes (1 thread: the last usable CPU; 2 threads: both). Writes this host class's key of
+docs/input_edge.json and its block in docs/benchmarks.md (one per class).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ sums saturate, and u8 x u8 goes through exact 16-bit vpmaddwd. So a format can b
 wrong on the other. `qemu-x86_64-static -cpu Haswell` runs the very same wheel with AVX2 and no AVX-512: its
 numerics are those of an AVX2 host (its timings mean nothing and are not taken).
 
-Writes docs/onnx_int8_variants.json and the block between the markers in docs/export.md.
+Writes this host class's key of docs/onnx_int8_variants.json and its block in docs/export.md (one per class).
 """
 
 from __future__ import annotations

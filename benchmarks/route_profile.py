@@ -10,7 +10,8 @@ exports only some symbols, so its samples are grouped per library.
 Each route runs in its own process (its own venv for ExecuTorch), pinned to one CPU, 1 thread; perf records only
 the timed loop (started disabled, enabled through a control FIFO). One sample per fixed period of this process's
 own CPU time (cpu-clock), so ms per inference per category = samples x period / runs is CPU time, which other
-load on the machine does not inflate (wall time is reported beside it). Writes docs/route_profile.json and the block between the markers in docs/benchmarks.md.
+load on the machine does not inflate (wall time is reported beside it). Writes this host class's key of
+docs/route_profile.json and its block in docs/benchmarks.md (one per class).
 """
 
 from __future__ import annotations
