@@ -576,24 +576,28 @@ def markdown(doc: dict[str, Any], command: str) -> str:
     return "\n".join(L) + "\n"
 
 
+def results_by_class(json_path: Path) -> dict[str, dict]:
+    """A benchmark's JSON as {host class: result}; a single result written before results were kept per class
+    is filed under its own class."""
+    doc = json.loads(json_path.read_text()) if json_path.exists() else {}
+    if "machine" in doc or "host" in doc:
+        return {host_class(doc.get("machine") or doc["host"]): doc}
+    return doc
+
+
 def with_class_result(json_path: Path, doc: dict, key: str) -> dict:
     """The per-host-class JSON at ``json_path`` with ``doc`` as its ``key``, the other classes' results kept."""
-    old = json.loads(json_path.read_text()) if json_path.exists() else {}
-    if "machine" in old or "host" in old:  # a single result from before results were kept per host class
-        old = {host_class(old.get("machine") or old["host"]): old}
-    return {**old, key: doc}
+    return {**results_by_class(json_path), key: doc}
 
 
-def write_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str = "compare_routes",
-               json_key: str | None = None) -> None:
-    """The block between ``<!-- {marker}:start -->`` and ``<!-- {marker}:end -->`` in ``md_path``, and the JSON
-    (with ``json_key``: that key of the JSON object, other keys kept, so each host class keeps its own result)."""
+def write_host_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str) -> None:
+    """A result that holds on its host class only (``doc["machine"]``'s): the block between
+    ``<!-- {marker}:{class}:start -->`` and ``<!-- {marker}:{class}:end -->`` in ``md_path`` (appended if the class
+    has none yet) and that class's key in the JSON, other classes' blocks and results kept."""
     from mnv2deploy.fileio import write_json_atomic, write_text_atomic
 
-    if json_key is not None:
-        doc = with_class_result(json_path, doc, json_key)
-
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    cls = host_class(doc["machine"])
+    start, end = f"<!-- {marker}:{cls}:start -->", f"<!-- {marker}:{cls}:end -->"
     block = f"{start}\n{text}{end}"
     old = md_path.read_text() if md_path.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
     if start in old and end in old:
@@ -601,14 +605,7 @@ def write_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     write_text_atomic(md_path, new)
-    write_json_atomic(json_path, doc)
-
-
-def write_host_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str) -> None:
-    """write_docs for a result that holds on its host class only (``doc["machine"]``'s): the block between
-    ``<!-- {marker}:{class}:start/end -->`` and that class's key in the JSON, other classes' results kept."""
-    cls = host_class(doc["machine"])
-    write_docs(md_path, json_path, doc, text, marker=f"{marker}:{cls}", json_key=cls)
+    write_json_atomic(json_path, with_class_result(json_path, doc, cls))
 
 
 def main(argv: list[str] | None = None) -> int:

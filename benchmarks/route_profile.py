@@ -33,7 +33,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from compare_routes import cpus_for, host_class, log, machine_facts, write_host_docs  # noqa: E402
+from compare_routes import cpus_for, host_class, log, machine_facts, results_by_class, write_host_docs  # noqa: E402
 
 # First match wins; order matters (dwconv before conv, igemm before gemm).
 CATEGORIES = [
@@ -166,12 +166,9 @@ def macs_by_kind(resolution: int = 224, num_classes: int = 10) -> dict[str, int]
 
 def routes_from_benchmarks(path: Path, cls: str) -> list[tuple[str, str, Path, str]]:
     """The 1-thread int8 LiteRT and ExecuTorch routes of compare_routes' result for host class ``cls``."""
-    doc = json.loads(path.read_text())
-    doc = doc if "routes" in doc else doc.get(cls)  # results are kept per host class
-    if doc is None:
-        return []
+    doc = results_by_class(path).get(cls, {})
     out = []
-    for r in doc["routes"]:
+    for r in doc.get("routes", []):
         if r["threads"] == 1 and r["precision"] == "int8" and r["kind"] in ("litert", "executorch"):
             out.append((r["route"], r["kind"], Path(r["artifact"]), r.get("python") or sys.executable))
     return out
@@ -220,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     machine = machine_facts()
     cls = host_class(machine)
-    routes = routes_from_benchmarks(args.benchmarks, cls) if args.benchmarks.exists() else []
+    routes = routes_from_benchmarks(args.benchmarks, cls)
     routes += [(item.partition("=")[0], "litert", Path(item.partition("=")[2]), sys.executable) for item in args.tflite]
     if not routes:
         print(f"error: no routes for this host class ({cls}) (hint: run benchmarks/compare_routes.py here first or "

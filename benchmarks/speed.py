@@ -36,6 +36,7 @@ from compare_routes import HOST_TITLES, host_class, with_class_result  # noqa: E
 from mnv2deploy.fileio import write_json_atomic  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
+JSON = ROOT / "docs" / "speed.json"  # one result per host class, beside DOC's blocks
 TARGET_SECONDS = {"export": 20.0, "run": 180.0, "make test": 1200.0}
 HOG_LIMIT = 2.0  # with one core busy elsewhere: at most this many times the idle target
 
@@ -190,7 +191,7 @@ def main() -> int:
     if not args.no_doc and not args.smoke:
         cls = host_class(report["host"])
         write_doc(section, cls)
-        write_json_atomic(DOC.with_name("speed.json"), with_class_result(DOC.with_name("speed.json"), report, cls))
+        write_json_atomic(JSON, with_class_result(JSON, report, cls))
     return 0
 
 
