@@ -67,8 +67,9 @@ def _tensor(d: Any, where: str) -> "TensorSpec":
             if len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
                                       and (key == "mean" or x > 0) for x in v):
                 raise SchemaError(f"{where}.pixels.{key} must be three finite numbers (std positive)")
-        if dtype != "uint8" or scale is not None:
-            raise SchemaError(f"{where}.pixels is for unquantized uint8 camera bytes, not {dtype}")
+        if not (dtype == "uint8" and scale is None or dtype == "int8" and scale is not None and zero_point is not None):
+            raise SchemaError(f"{where}.pixels is for camera bytes (unquantized uint8, or quantized int8), "
+                              f"not {dtype}{'' if scale is None else ' quantized'}")
         pixels = {"mean": [float(x) for x in pixels["mean"]], "std": [float(x) for x in pixels["std"]]}
     return TensorSpec(name=_field(d, "name", str, where), shape=tuple(shape), dtype=dtype, layout=layout,
                       scale=float(scale) if scale is not None else None, zero_point=zero_point, pixels=pixels)
@@ -107,8 +108,9 @@ class TensorSpec:
     layout: str  # NCHW, NHWC or NC
     scale: float | None = None  # int8 quantization of this tensor, when quantized
     zero_point: int | None = None
-    # camera bytes: this uint8 input takes raw 0..255 RGB pixels and the model normalizes them with this mean/std
-    # (on 0..1 pixels); the edges turn preprocessed images back into exactly those bytes
+    # camera bytes: this input takes raw 0..255 RGB pixels (uint8, or int8 quantized from them: byte - 128) and the
+    # model normalizes them with this mean/std (on 0..1 pixels); the edges turn preprocessed images back into
+    # exactly those bytes
     pixels: dict[str, list[float]] | None = field(default=None, compare=False)
 
     @classmethod

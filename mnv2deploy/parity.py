@@ -147,7 +147,7 @@ def _rebuilt_fidelity(manifest: Manifest, labels: np.ndarray | None, logits: np.
         return {"status": "n/a", "reason": f"the calibration folder {source} is not here to rebuild the quantized "
                                            "torch model; export with --quantized-reference to record its logits"}
     calib_batch = load_dataset(folder, manifest.preprocessing, count, kind="calib")
-    qmodel = target.quantized_torch_model(model, manifest.preprocessing.resolution, calib_batch.images)
+    qmodel = target.quantized_torch_model(model, manifest.preprocessing.resolution, calib_batch.images, manifest)
     q_logits = batch1_logits(qmodel, images)
     out = compare_logits(q_logits, logits)
     out.update(status="compared", source="rebuilt", quantized_accuracy=_accuracy(q_logits, labels))

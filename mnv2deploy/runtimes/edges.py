@@ -3,6 +3,7 @@ read from the manifest's TensorSpecs, never guessed from the model."""
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -26,6 +27,8 @@ def to_model_input(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = Non
     if spec.layout == "NHWC" and x.ndim == 4:
         x = x.transpose(0, 2, 3, 1)
     if spec.pixels is not None:  # exact integers 0..255
+        if spec.dtype == "int8":  # tflite-int8's camera input: the bytes centred
+            return from_camera_bytes(x.astype(np.uint8), spec, out)
         if out is None:
             return np.ascontiguousarray(x.astype(np.uint8))
         np.copyto(out, x, casting="unsafe")
@@ -50,6 +53,35 @@ def to_model_input(x: np.ndarray, spec: TensorSpec, out: np.ndarray | None = Non
         out = np.empty(x.shape, spec.dtype)
     np.copyto(out, buf, casting="unsafe")  # exact integers in [lo, hi]: the cast cannot wrap
     return out
+
+
+def from_camera_bytes(frame: np.ndarray, spec: TensorSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """Camera bytes (uint8, in the input's layout) -> a camera-input artifact's input tensor: the bytes themselves
+    (uint8) or the bytes with their top bit flipped (int8 ``byte - 128``, tflite-int8's camera input). This is all
+    the per-pixel work an app does for such an artifact; ``out`` may be the interpreter's own input tensor."""
+    frame = np.asarray(frame)
+    if spec.pixels is None or frame.dtype != np.uint8:
+        raise BadArtifactError(f"input {spec.name} does not take camera bytes (or the frame is {frame.dtype}, not uint8)",
+                               "export with --option input-dtype=uint8, and pass uint8 RGB frames")
+    if spec.dtype == "int8" and not bytes_map_exactly(spec.scale, spec.zero_point):
+        raise BadArtifactError(f"input {spec.name}'s quantization (scale {spec.scale}, zero point {spec.zero_point}) "
+                               "does not map bytes to byte - 128", "re-export the artifact")
+    target = np.empty(frame.shape, spec.dtype) if out is None else out
+    if spec.dtype == "int8":
+        np.bitwise_xor(frame, np.uint8(0x80), out=target.view(np.uint8))
+    else:
+        np.copyto(target, frame)
+    return target
+
+
+@functools.lru_cache(maxsize=8)
+def bytes_map_exactly(scale: float | None, zero_point: int | None) -> bool:
+    """Whether int8 quantization with ``scale``/``zero_point`` takes every centred byte b - 128 to itself
+    (tflite-int8's camera input: calibrated on -128..127, the converter writes scale 1 - 2**-11, which still does)."""
+    if scale is None or zero_point is None:
+        return False
+    b = np.arange(256, dtype=np.float32)
+    return bool(np.array_equal(np.clip(np.rint((b - 128) / np.float32(scale)) + zero_point, -128, 127), b - 128))
 
 
 def to_pixels(x: np.ndarray, pixels: dict[str, list[float]]) -> np.ndarray:

@@ -74,19 +74,34 @@ def _unchanged(x: Any) -> Any:
     return x
 
 
+def input_observer(prepared: Any) -> Any:
+    """The observer nearest the graph's input (breadth first from it: a layout permute may come before it)."""
+    frontier = [n for n in prepared.graph.nodes if n.op == "placeholder"]
+    seen = set(frontier)
+    while frontier:
+        node = frontier.pop(0)
+        if node.op == "call_module" and hasattr(prepared.get_submodule(node.target), "min_val"):
+            return prepared.get_submodule(node.target)
+        fresh = [u for u in node.users if u not in seen]
+        seen.update(fresh)
+        frontier += fresh
+    raise RuntimeError("the prepared graph has no input observer")
+
+
 def constant_observers(prepared: Any) -> list[Any]:
     """The observer modules whose input is a constant of the graph (``get_attr``: the weights)."""
     return [prepared.get_submodule(n.target) for n in prepared.graph.nodes
             if n.op == "call_module" and n.args and getattr(n.args[0], "op", None) == "get_attr"]
 
 
-def prepare(model: Any, resolution: int, quantizer: Any, hint: str) -> Any:
+def prepare(model: Any, resolution: int, quantizer: Any, hint: str, example: Any = None) -> Any:
     """The model exported for batch 1 (non-strict, adds marked) and prepared with ``quantizer``, in eval mode:
-    observers in place, nothing calibrated yet."""
+    observers in place, nothing calibrated yet. ``example``: an input of another shape than NCHW float32 (camera
+    models, targets/_camera.py)."""
     import torch
 
     qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", hint)
-    example = (torch.zeros(1, 3, resolution, resolution),)
+    example = (torch.zeros(1, 3, resolution, resolution) if example is None else example,)
     graph = _mark_adds(torch.export.export(without_dropout(model), example, strict=False).module())
     prepared = qpt2e.prepare_pt2e(graph, quantizer)
     c.require("torchao.quantization.pt2e", hint).move_exported_model_to_eval(prepared)
@@ -94,15 +109,19 @@ def prepare(model: Any, resolution: int, quantizer: Any, hint: str) -> Any:
 
 
 def calibrate_pt2e(model: Any, resolution: int, calib: np.ndarray, quantizer: Any, hint: str,
-                   fold_quantize: bool = False) -> Any:
-    """Prepare with ``quantizer``, calibrate on ``calib`` (NCHW float32) one image at a time, convert: the quantized
-    (fake-quant) graph module in eval mode. ``hint``: the install hint of the target's extra, for torchao."""
+                   fold_quantize: bool = False, example: Any = None,
+                   input_range: tuple[float, float] | None = None) -> Any:
+    """Prepare with ``quantizer``, calibrate on ``calib`` (NCHW float32, or as ``example``) one image at a time,
+    convert: the quantized (fake-quant) graph module in eval mode. ``hint``: the install hint of the target's extra,
+    for torchao. ``input_range``: (lo, hi) the input's observer sees too, whatever the images hold."""
     import torch
 
     qpt2e = c.require("torchao.quantization.pt2e.quantize_pt2e", hint)
     qpt2e_api = c.require("torchao.quantization.pt2e", hint)
-    prepared = prepare(model, resolution, quantizer, hint)
+    prepared = prepare(model, resolution, quantizer, hint, example)
     with torch.no_grad():
+        if input_range is not None:
+            input_observer(prepared)(torch.tensor(input_range, dtype=torch.float32))
         prepared(torch.from_numpy(calib[:1]))
         with _constants_observed(prepared):
             for i in range(1, len(calib)):  # the graph was exported for batch 1

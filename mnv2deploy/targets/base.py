@@ -124,10 +124,11 @@ class Target:
                 able = [t.name for t in TARGETS.values() if getattr(t, attr)]
                 raise UsageError(f"{self.name} {what}", f"{flag} works with: {', '.join(able) or 'no target'}")
 
-    def quantized_torch_model(self, model: Any, resolution: int, calib: Any) -> Any | None:
+    def quantized_torch_model(self, model: Any, resolution: int, calib: Any, manifest: Any = None) -> Any | None:
         """int8 targets that convert a quantized torch model: that model, rebuilt from the float ``model`` and the
-        calibration images (NCHW float32) exactly as ``convert`` builds it, so parity can measure conversion
-        fidelity without a pass inside export. None: the target has no separate quantized torch model."""
+        calibration images (NCHW float32) exactly as ``convert`` builds it (the export options recorded in
+        ``manifest``), taking preprocessed NCHW float32 images, so parity can measure conversion fidelity without a
+        pass inside export. None: the target has no separate quantized torch model."""
         return None
 
     def convert(self, request: ExportRequest) -> Converted:

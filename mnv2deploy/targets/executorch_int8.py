@@ -32,7 +32,7 @@ class ExecutorchInt8Target(ExecutorchTarget):
     name: ClassVar[str] = "executorch-int8"
     precision: ClassVar[str] = "int8"
 
-    def quantized_torch_model(self, model: Any, resolution: int, calib: np.ndarray) -> Any:
+    def quantized_torch_model(self, model: Any, resolution: int, calib: np.ndarray, manifest: Any = None) -> Any:
         return calibrate_pt2e(model, resolution, calib, xnnpack_quantizer(), HINT, fold_quantize=True)
 
     def convert(self, request: ExportRequest) -> Converted:

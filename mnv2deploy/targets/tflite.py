@@ -58,15 +58,15 @@ class TfliteTarget(Target):
         return None
 
     def convert(self, request: ExportRequest) -> Converted:
-        from ._camera import camera_inputs, camera_model, camera_options
+        from ._camera import camera_inputs, camera_model, camera_options, camera_record
 
         nhwc, uint8 = camera_options(self.name, request, self.given_options(request))
+        contract = request.reference.spec.contract
         model, sample = c.torch_model(request), None  # torch_model is in eval mode
         if nhwc or uint8:
-            model, sample = camera_model(model, request, nhwc, uint8)
+            model, sample = camera_model(model, contract, request.resolution, nhwc, uint8)
         path = c.artifact_path(request, self.precision, self.suffix)
         with staged_path(path) as tmp:
             convert(model, request, tmp, self.quant_config(), sample)
             inputs, outputs = tflite_tensor_specs(tmp)
-        options = {"input_layout": "NHWC" if nhwc else "NCHW", "input_dtype": "uint8" if uint8 else "float32"}
-        return Converted(path, tmp, camera_inputs(inputs, request, nhwc, uint8), outputs, options)
+        return Converted(path, tmp, camera_inputs(inputs, contract, nhwc, uint8), outputs, camera_record(nhwc, uint8))

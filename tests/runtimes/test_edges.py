@@ -113,3 +113,33 @@ def test_camera_bytes_are_exactly_the_pixels_preprocessing_started_from(mean, st
     assert np.array_equal(to_model_input(x, spec), rgb[None])
     out = np.zeros((1, 16, 16, 3), np.uint8)
     assert to_model_input(x, spec, out=out) is out and np.array_equal(out, rgb[None])
+
+
+def test_int8_camera_input_is_the_bytes_with_their_top_bit_flipped():
+    """tflite-int8's camera input (int8 byte - 128, zero point 0, the converter's scale 1 - 2**-11): the edge from
+    preprocessed floats and the app's path from the frame give the same int8 tensor, byte - 128 exactly."""
+    from PIL import Image
+
+    from mnv2deploy.contract import InputContract
+    from mnv2deploy.data import preprocess
+    from mnv2deploy.errors import BadArtifactError
+    from mnv2deploy.runtimes.edges import from_camera_bytes
+
+    mean, std = (0.4914, 0.4822, 0.4465), (0.247, 0.2435, 0.2616)
+    rgb = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    rgb[0, :3] = [[0, 0, 0], [255, 255, 255], [127, 128, 129]]  # both ends and the flip point
+    x = preprocess(Image.fromarray(rgb), InputContract(16, 16, mean, std))[None]
+    pixels = {"mean": list(mean), "std": list(std)}
+    spec = TensorSpec("x", (1, 16, 16, 3), "int8", "NHWC", scale=1 - 2 ** -11, zero_point=0, pixels=pixels)
+    expected = (rgb.astype(np.int16) - 128).astype(np.int8)[None]
+    assert np.array_equal(to_model_input(x, spec), expected)
+    out = np.zeros((1, 16, 16, 3), np.int8)
+    assert from_camera_bytes(rgb[None], spec, out=out) is out and np.array_equal(out, expected)
+    uint8 = TensorSpec("x", (1, 16, 16, 3), "uint8", "NHWC", pixels=pixels)
+    assert np.array_equal(from_camera_bytes(rgb[None], uint8), rgb[None])
+    for scale, zp in ((0.99, 0), (1.0, -128)):  # a coarser scale; the bytes uncentred
+        wrong = TensorSpec("x", (1, 16, 16, 3), "int8", "NHWC", scale=scale, zero_point=zp, pixels=pixels)
+        with pytest.raises(BadArtifactError, match="does not map bytes"):
+            from_camera_bytes(rgb[None], wrong)
+    with pytest.raises(BadArtifactError, match="does not take camera bytes"):
+        from_camera_bytes(rgb[None], TensorSpec("x", (1, 3, 16, 16), "int8", "NCHW", scale=0.02, zero_point=0))
