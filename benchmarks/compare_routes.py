@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 HERE = Path(__file__).resolve().parent
 BASELINE = "mnv2deploy tflite-int8"
+CAMERA = "mnv2deploy tflite-int8, camera bytes in"  # the same model exported for camera frames (uint8 NHWC)
 
 
 def log(msg: str) -> None:
@@ -82,8 +83,9 @@ def artifact_root(cache: Path, spec: Any, ref: Any, res: int) -> Path:
     return root
 
 
-def export_mnv2deploy(target: str, ref: Any, resolution: int, folder: Path) -> Path:
-    """The project's own exporter, exactly as `mnv2deploy export` runs it; cached by file name."""
+def export_mnv2deploy(target: str, ref: Any, resolution: int, folder: Path, **options: str) -> Path:
+    """The project's own exporter, exactly as `mnv2deploy export` runs it (``options``: its --option values);
+    cached by file name."""
     from mnv2deploy.targets import get_target
     from mnv2deploy.targets.base import ExportRequest
 
@@ -92,7 +94,8 @@ def export_mnv2deploy(target: str, ref: Any, resolution: int, folder: Path) -> P
     if existing:
         return existing[0]
     log(f"exporting {target} at {resolution}")
-    return get_target(target).export(ExportRequest(reference=ref, resolution=resolution, out_dir=folder)).artifact
+    return get_target(target).export(ExportRequest(reference=ref, resolution=resolution, out_dir=folder,
+                                                   options=options)).artifact
 
 
 def quantize_aeq(fp32_tflite: Path, calib: np.ndarray, out: Path) -> Path:
@@ -158,6 +161,12 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
         routes.append(Route(f"mnv2deploy {t}", kind, paths[t], main_py, prec, f"mnv2deploy export --target {t}",
                             asdict(m.inputs[0]), asdict(m.outputs[0]),
                             options={"session_config": config} if config else {}))
+    camera = export_mnv2deploy("tflite-int8", ref, res, root / "tflite-int8-camera", input_layout="nhwc",
+                               input_dtype="uint8")
+    cm = read_manifest(camera, verify=False)
+    routes.append(Route(CAMERA, "litert", camera, main_py, "int8", "mnv2deploy export --target tflite-int8 --option "
+                        "input-layout=nhwc --option input-dtype=uint8 (end to end: a camera frame's bytes in)",
+                        asdict(cm.inputs[0]), asdict(cm.outputs[0]), options={"camera": True}))
     routes.append(Route("PyTorch eager", "torch", paths["tflite"], main_py, "fp32", "the reference nn.Module"))
     from mnv2deploy.targets import get_target
 
@@ -480,6 +489,11 @@ def verdicts(rows: list[dict], cls: str = "avx512_vnni") -> dict[str, Any]:
         if base:
             v["tflite_int8_e2e_over_call"] = base["e2e_p50_ms"] / base["call_p50_ms"]
             v["tflite_int8_e2e_over_call_goal"] = 1.05
+        camera = at.get(CAMERA)
+        if camera:  # an app's camera frame to logits against the camera export's own model call, timed side by side
+            v["camera_e2e_over_call"] = camera["e2e_p50_ms"] / camera["call_p50_ms"]
+            if base:  # the folded stem and padding against the plain export: a different interpreter, so noisier
+                v["camera_call_over_plain_call"] = camera["call_p50_ms"] / base["call_p50_ms"]
         peers = [r for r in at.values() if r["peer"]]
         if base and peers:
             best_e2e = min(peers, key=lambda r: r["e2e_p50_ms"])
@@ -538,6 +552,11 @@ def markdown(doc: dict[str, Any], command: str) -> str:
         if "tflite_int8_e2e_over_call" in v:
             parts.append("tflite-int8 end to end / model call = "
                          + _met(v["tflite_int8_e2e_over_call"], v["tflite_int8_e2e_over_call_goal"]))
+        if "camera_e2e_over_call" in v:
+            parts.append("camera-input tflite-int8: frame end to end / its model call = "
+                         + _met(v["camera_e2e_over_call"], 1.05))
+        if "camera_call_over_plain_call" in v:
+            parts.append(f"its model call / tflite-int8's = {v['camera_call_over_plain_call']:.3f}")
         if "over_best_peer_e2e" in v:
             parts.append(f"tflite-int8 / best peer end to end ({v['best_peer_e2e']}) = "
                          f"{_met(v['over_best_peer_e2e'], v['peer_goal'])}; model call vs {v['best_peer_call']}: "

@@ -2,8 +2,9 @@
 alone, end to end with the previous numpy edge, end to end with the current one (runtimes/litert.set_input:
 quantized in place straight into the interpreter's input tensor), the float input copied once with and without a
 model call after it (how much of the end-to-end gap is memory traffic rather than arithmetic), and what an app
-feeding camera frames pays
-before the model call today versus with an 8-bit camera-input model (issue 15, not built here).
+feeding camera frames pays before the model call: through the float edge, or with tflite-int8's camera input
+(``--option input-layout=nhwc --option input-dtype=uint8``: bytes in, top bit flipped, normalization inside), timed
+on an interpreter of its own in the same process and rounds.
 
     .venv/bin/python benchmarks/input_edge.py [--threads 1 2] [--reps 8] [--runs 50]
 
@@ -43,6 +44,31 @@ def camera_frame_to_float(frame: np.ndarray, mean: np.ndarray, std: np.ndarray) 
     x -= mean
     x /= std
     return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
+
+
+def camera_variants(interp: Any, ispec: Any, ospec: Any, frame: np.ndarray) -> dict[str, Callable[[], Any]]:
+    """tflite-int8 with the camera input: its model call on input already int8, and a camera frame (uint8 NHWC)
+    to float logits, the bytes flipped straight into the interpreter's input tensor."""
+    from mnv2deploy.runtimes.edges import from_camera_bytes, from_model_output
+
+    i_idx = interp.get_input_details()[0]["index"]
+    o_idx = interp.get_output_details()[0]["index"]
+    frame = frame[None]
+    native = from_camera_bytes(frame, ispec)
+
+    def call():
+        interp.set_tensor(i_idx, native)
+        interp.invoke()
+        return interp.get_tensor(o_idx)
+
+    def frame_e2e():
+        view = interp.tensor(i_idx)()
+        from_camera_bytes(frame, ispec, out=view)
+        del view  # invoke() refuses to run while a view into the arena is alive
+        interp.invoke()
+        return from_model_output(interp.get_tensor(o_idx), ospec)
+
+    return {"camera-input int8 model: model call": call, "camera-input int8 model: frame end to end": frame_e2e}
 
 
 def variants(interp: Any, ispec: Any, ospec: Any, contract: Any, x: np.ndarray,
@@ -126,8 +152,9 @@ def measure(fns: dict[str, Callable[[], Any]], reps: int, runs: int, warmup: int
 
 
 def measure_threads(t: int, artifact: str, ispec: Any, ospec: Any, contract: Any, x: np.ndarray, frame: np.ndarray,
-                    reps: int, runs: int, warmup: int) -> list[dict[str, Any]]:
-    """Every variant at ``t`` threads on one interpreter, pinned like compare_routes: the table's rows."""
+                    reps: int, runs: int, warmup: int, camera: tuple[str, Any, Any] | None = None) -> list[dict[str, Any]]:
+    """Every variant at ``t`` threads, pinned like compare_routes: the table's rows. ``camera``: (artifact, input
+    spec, output spec) of the camera-input export, on an interpreter of its own at the same thread count."""
     import os
 
     from ai_edge_litert.interpreter import Interpreter
@@ -135,8 +162,13 @@ def measure_threads(t: int, artifact: str, ispec: Any, ospec: Any, contract: Any
     os.sched_setaffinity(0, cpus_for(t))
     interp = Interpreter(model_path=artifact, num_threads=t)
     interp.allocate_tensors()
+    fns = variants(interp, ispec, ospec, contract, x, frame)
+    if camera is not None:
+        cam = Interpreter(model_path=camera[0], num_threads=t)
+        cam.allocate_tensors()
+        fns.update(camera_variants(cam, camera[1], camera[2], frame))
     log(f"{t} thread(s): {reps} interleaved repetitions of {runs} runs")
-    times = measure(variants(interp, ispec, ospec, contract, x, frame), reps, runs, warmup, seed=t)
+    times = measure(fns, reps, runs, warmup, seed=t)
     call = float(np.median(times["model call"]))
     return [{"what": name, "threads": t, "p50_ms": float(np.median(ts)), "x_model_call": float(np.median(ts)) / call}
             for name, ts in times.items()]
@@ -151,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--artifact", type=Path, default=None,
                    help="a tflite-int8 file of the default model at 224 (default: compare_routes' cached export)")
+    p.add_argument("--no-camera", action="store_true", help="leave out tflite-int8's camera-input export")
     p.add_argument("--md", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--json", type=Path, default=REPO / "docs" / "input_edge.json")
     p.add_argument("--label", default="")
@@ -161,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mnv2deploy.bench.host import cpu_busy_seconds
     from mnv2deploy.data import load_embedded
+    from mnv2deploy.manifest import read_manifest
     from mnv2deploy.targets.tflite import tflite_tensor_specs
     from mnv2deploy.weights import cache_dir, load_reference, resolve_weights
 
@@ -171,6 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         cache = (args.cache or cache_dir() / "compare_routes").resolve()
         artifact = export_mnv2deploy("tflite-int8", ref, 224, artifact_root(cache, spec, ref, 224) / "tflite-int8")
     (ispec,), (ospec,) = tflite_tensor_specs(artifact)  # what the manifest records, read from the file
+    camera = None
+    if not args.no_camera:
+        ref = load_reference(spec)
+        cache = (args.cache or cache_dir() / "compare_routes").resolve()
+        cam_art = export_mnv2deploy("tflite-int8", ref, 224, artifact_root(cache, spec, ref, 224) / "tflite-int8-camera",
+                                    input_layout="nhwc", input_dtype="uint8")
+        manifest = read_manifest(cam_art)
+        camera = (str(cam_art), manifest.inputs[0], manifest.outputs[0])
     x = load_embedded("eval", spec.contract.at_resolution(224), 1).images
     frame = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
     machine = machine_facts()
@@ -182,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         # (model call 3.99 ms after a 1-thread interpreter, 1.94 ms in a process of its own)
         with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
             rows += pool.submit(measure_threads, t, str(artifact), ispec, ospec, spec.contract.at_resolution(224), x,
-                                frame, args.reps, args.runs, args.warmup).result()
+                                frame, args.reps, args.runs, args.warmup, camera).result()
     busy1, wall = cpu_busy_seconds(), time.monotonic() - t0
     other = (max(0.0, (busy1[0] - busy0[0] - (sum(os.times()[:4]) - own0)) / wall) if busy0 and busy1 else None)
-    doc = {"machine": machine, "artifact": str(artifact), "rows": rows, "other_busy_cpus": other,
+    doc = {"machine": machine, "artifact": str(artifact), "camera_artifact": camera and camera[0], "rows": rows, "other_busy_cpus": other,
            "settings": {"reps": args.reps, "runs": args.runs, "warmup": args.warmup}, "label": args.label}
     m = machine
     L = [f"Measured {m['date_utc']} with `python benchmarks/input_edge.py{' ' + ' '.join(argv or sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`.",

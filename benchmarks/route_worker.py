@@ -4,7 +4,9 @@ Runs in the main venv (LiteRT, onnxruntime, ExecuTorch, PyTorch eager). Each tim
 ``call``, the model alone on input already in its own dtype and layout (what LiteRT's benchmark_model times:
 set_tensor + invoke + get_tensor), and ``e2e``, float32 NCHW in to float32 logits out through the very code the
 mnv2deploy runtimes use for the edges (LiteRT: runtimes/litert.set_input quantizes straight into the
-interpreter's input tensor; ORT: runtimes/edges), which is what ``mnv2deploy bench`` times.
+interpreter's input tensor; ORT: runtimes/edges), which is what ``mnv2deploy bench`` times. A camera route
+(``options.camera``) takes the image's bytes instead, as an app with a camera frame would
+(runtimes/edges.from_camera_bytes).
 
 Protocol: first line {"kind", "path", "threads", "cpus", "input", "in_spec", "out_spec", "options", "check"}
 -> {"ok": ...}
@@ -58,6 +60,18 @@ def load(kind: str, path: str, threads: int, in_spec: dict | None, out_spec: dic
 
         if ispec is None:
             e2e = call
+        elif options.get("camera"):  # a camera frame's bytes in: all an app does is flip their top bits
+            from mnv2deploy.runtimes.edges import from_camera_bytes, to_pixels
+
+            def e2e(frame):
+                view = interp.tensor(i_idx)()
+                from_camera_bytes(frame, ispec, out=view)
+                del view  # invoke() refuses to run while a view into the arena is alive
+                interp.invoke()
+                return finish(interp.get_tensor(o_idx))
+
+            # what e2e takes, made from the float images once, outside the timing: the bytes they came from
+            e2e.feed = lambda x: np.ascontiguousarray(to_pixels(x, ispec.pixels).transpose(0, 2, 3, 1)).astype(np.uint8)
         else:
             from mnv2deploy.runtimes.litert import set_input
 
@@ -151,16 +165,17 @@ def main() -> None:
     x = np.ascontiguousarray(np.load(cfg["input"]), dtype=np.float32)
     prepare, call, e2e, facts = load(cfg["kind"], cfg["path"], cfg["threads"], cfg.get("in_spec"),
                                      cfg.get("out_spec"), cfg.get("options"))
+    feed = getattr(e2e, "feed", lambda v: v)  # float NCHW images -> what e2e takes (a camera route: bytes)
     t = time.perf_counter_ns()
-    logits = np.asarray(e2e(x))
+    logits = np.asarray(e2e(feed(x)))
     first = time.perf_counter_ns() - t
     facts.update({"first_ns": first, "top1": int(np.argmax(logits)), "pid": os.getpid(),
                   "cpus": sorted(os.sched_getaffinity(0))})
     if cfg.get("check"):  # top-1 on more images, for an agreement check against PyTorch fp32
         images = np.load(cfg["check"])
-        facts["check_top1"] = [int(np.argmax(np.asarray(e2e(images[i:i + 1])))) for i in range(len(images))]
+        facts["check_top1"] = [int(np.argmax(np.asarray(e2e(feed(images[i:i + 1]))))) for i in range(len(images))]
     print(json.dumps({"ok": facts}), flush=True)
-    native = prepare(x)
+    native, x = prepare(x), feed(x)
     perf = time.perf_counter_ns
     for line in sys.stdin:
         cmd = json.loads(line)
