@@ -2,10 +2,11 @@
 normalization inside the model), so the app does no per-pixel float work (``--option input-layout=nhwc``,
 ``--option input-dtype=uint8``).
 
-fp32 models take uint8, cast, and normalize with a per-channel multiply-add in front of the stem. tflite-int8 takes
-int8 ``byte - 128`` (the app flips each byte's top bit; ``runtimes/edges.from_camera_bytes``) and the normalization
-is folded into the stem conv's weights, with the stem's zero padding replaced by padding with the mean colour: zero
-in normalized space is the mean colour in byte space, so folding alone would change every border pixel's output."""
+fp32 models take uint8 and cast; tflite-int8 takes int8 ``byte - 128`` (the app flips each byte's top bit;
+``runtimes/edges.from_camera_bytes``). Either way the normalization is folded into the stem conv's weights, with the
+stem's zero padding replaced by padding with the mean colour: zero in normalized space is the mean colour in byte
+space, so folding alone would change every border pixel's output. A model without a plain stem conv (a split one)
+normalizes with a per-channel multiply-add in front of it instead."""
 
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def folded_stem(model: Any, contract: InputContract, resolution: int, offset: in
     into its stem conv, and the stem's zero padding replaced by padding with the mean colour, so every output,
     borders included, is the model's own. None if the model has no such stem (a split one).
 
-    Why: int8 MUL and ADD broadcast over NHWC's last axis of 3 cost XNNPACK ~0.75 ms at 1.0@224 on an AVX2 host
-    (the model call 10.66 ms against 9.91 ms without them); the stem's own weights do it for free."""
+    Why: MUL and ADD broadcast over NHWC's last axis of 3 are slow in XNNPACK: at 1.0@224 on an AVX2 host the int8
+    ones cost ~0.75 ms (the model call 10.66 ms against 9.91 ms without them), the fp32 camera model's call is
+    0.94-0.95x with the fold; the stem's own weights do it for free."""
     import copy
 
     import torch
@@ -103,14 +105,15 @@ def folded_stem(model: Any, contract: InputContract, resolution: int, offset: in
 
 def camera_model(model: Any, contract: InputContract, resolution: int, nhwc: bool, uint8: bool,
                  quantized: bool = False) -> tuple[Any, Any]:
-    """The model behind the camera edge and a sample input of the shape and dtype it takes. ``quantized`` (int8
-    targets): bytes arrive as float ``byte - 128``, for the quantizer to calibrate on and give the int8 input scale
-    1 and zero point 0, and the normalization is folded into the stem where the model allows it."""
+    """The model behind the camera edge and a sample input of the shape and dtype it takes; with bytes, the
+    normalization folded into the stem where the model allows it (``folded_stem``). ``quantized`` (int8 targets):
+    bytes arrive as float ``byte - 128``, for the quantizer to calibrate on and give the int8 input scale 1 and
+    zero point 0."""
     import torch
     from torch import nn
 
     offset = INT8_OFFSET if quantized else 0
-    inside = folded_stem(model, contract, resolution, offset) if quantized and uint8 else None
+    inside = folded_stem(model, contract, resolution, offset) if uint8 else None
     scale, shift = _scale_shift(contract, offset)
 
     class CameraInput(nn.Module):
