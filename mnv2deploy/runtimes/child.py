@@ -7,8 +7,11 @@ Generic on purpose: parity, memory probes and timed bench runs all go through ``
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import signal
+import threading
 import time
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable
 
 from ..errors import BadArtifactError, Mnv2Error
@@ -19,8 +22,10 @@ class ChildTimeoutError(BadArtifactError):
     """The child did not finish in time and was killed."""
 
 
-def _child_main(conn: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def _child_main(work: Any, conn: Any) -> None:
     try:
+        func, args, kwargs = pickle.loads(work.recv_bytes())
+        work.close()
         cap_torch(only_if_loaded=True)  # the math libraries' pools were sized by the environment it started with
         result = func(*args, **kwargs)
     except Mnv2Error as e:  # typed errors cross unchanged (errors.py pickles the hint)
@@ -49,6 +54,15 @@ def _exit_hint(code: int | None) -> str:
     return "the artifact is probably corrupt or truncated; re-export it"
 
 
+def _send_work(conn: Any, payload: bytes) -> None:
+    try:
+        conn.send_bytes(payload)
+    except OSError:  # the child is gone; the caller sees EOF on the result pipe and says how it exited
+        pass
+    finally:
+        conn.close()
+
+
 def call_in_child(func: Callable[..., Any], *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
     """``func(*args, **kwargs)`` in a spawned child; ``func`` must be a top-level (picklable) function.
 
@@ -57,11 +71,18 @@ def call_in_child(func: Callable[..., Any], *args: Any, timeout: float | None = 
     ChildTimeoutError is raised.
     """
     ctx = mp.get_context("spawn")
+    payload = bytes(ForkingPickler.dumps((func, args, kwargs)))  # here, so what cannot be pickled fails here
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(send, func, args, kwargs), daemon=True)
+    work_recv, work_send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child_main, args=(work_recv, send), daemon=True)
     with child_environment():  # OpenMP/MKL/OpenBLAS read their caps at import in the child (threads.py)
         proc.start()
-    send.close()  # our copy: a dead child then shows up as EOF on recv
+    send.close()  # our copies: a dead child then shows up as EOF on recv, and as a broken pipe to the sender
+    work_recv.close()
+    # The work goes over a pipe of our own, from a thread, not as Process args: spawn writes those while holding
+    # the pipe's read end itself, so a child that died starting (a script without a __main__ guard) hung the
+    # parent on megabytes of images; this way the timeout below still applies and the death is reported.
+    threading.Thread(target=_send_work, args=(work_send, payload), daemon=True).start()
     name = getattr(func, "__name__", "child")
     try:
         deadline = None if timeout is None else time.monotonic() + timeout

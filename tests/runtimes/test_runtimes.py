@@ -177,3 +177,20 @@ def test_child_typed_errors_cross_unchanged(tmp_path):
 
 def test_child_returns_results():
     assert call_in_child(divmod, 7, 2) == (3, 1)
+
+
+def test_a_child_that_dies_starting_is_reported_not_waited_for(tmp_path):
+    """A script without a ``__main__`` guard: the spawned child re-runs it and dies while starting. With megabytes
+    of arguments the parent used to hang writing them (spawn holds that pipe's read end itself); now it says so."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "no_guard.py"
+    script.write_text("import numpy as np\nfrom mnv2deploy.runtimes.child import call_in_child\n"
+                      "print(call_in_child(np.sum, np.zeros((500, 3, 32, 32), np.float32)))\n")
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert proc.returncode != 0 and "exited with code 1 without a result" in proc.stderr, proc.stderr[-500:]
