@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 HERE = Path(__file__).resolve().parent
 BASELINE = "mnv2deploy tflite-int8"
 CAMERA = "mnv2deploy tflite-int8, camera bytes in"  # the same model exported for camera frames (uint8 NHWC)
+FLOAT_IN = "mnv2deploy tflite-int8, float32 in"  # the same model with its stem in float32, quantizing inside
 
 
 def log(msg: str) -> None:
@@ -167,6 +168,11 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
     routes.append(Route(CAMERA, "litert", camera, main_py, "int8", "mnv2deploy export --target tflite-int8 --option "
                         "input-layout=nhwc --option input-dtype=uint8 (end to end: a camera frame's bytes in)",
                         asdict(cm.inputs[0]), asdict(cm.outputs[0]), options={"camera": True}))
+    float_in = export_mnv2deploy("tflite-int8", ref, res, root / "tflite-int8-float-in", input_dtype="float32")
+    fm = read_manifest(float_in, verify=False)
+    routes.append(Route(FLOAT_IN, "litert", float_in, main_py, "int8", "mnv2deploy export --target tflite-int8 "
+                        "--option input-dtype=float32 (the stem in float32; preprocessed floats in, no edge)",
+                        asdict(fm.inputs[0]), asdict(fm.outputs[0])))
     routes.append(Route("PyTorch eager", "torch", paths["tflite"], main_py, "fp32", "the reference nn.Module"))
     from mnv2deploy.targets import get_target
 
@@ -494,6 +500,11 @@ def verdicts(rows: list[dict], cls: str = "avx512_vnni") -> dict[str, Any]:
             v["camera_e2e_over_call"] = camera["e2e_p50_ms"] / camera["call_p50_ms"]
             if base:  # the folded stem and padding against the plain export: a different interpreter, so noisier
                 v["camera_call_over_plain_call"] = camera["call_p50_ms"] / base["call_p50_ms"]
+        floats = at.get(FLOAT_IN)
+        if floats:  # the stem in float32 eats the preprocessed image: no edge, and int8's worst layer is float
+            v["float_in_e2e_over_call"] = floats["e2e_p50_ms"] / floats["call_p50_ms"]
+            if base:
+                v["float_in_e2e_over_plain_e2e"] = floats["e2e_p50_ms"] / base["e2e_p50_ms"]
         peers = [r for r in at.values() if r["peer"]]
         if base and peers:
             best_e2e = min(peers, key=lambda r: r["e2e_p50_ms"])
@@ -501,6 +512,9 @@ def verdicts(rows: list[dict], cls: str = "avx512_vnni") -> dict[str, Any]:
             v.update({"best_peer_e2e": best_e2e["route"], "over_best_peer_e2e": base["e2e_p50_ms"] / best_e2e["e2e_p50_ms"],
                       "best_peer_call": best_call["route"],
                       "over_best_peer_call": base["call_p50_ms"] / best_call["call_p50_ms"], "peer_goal": 0.9})
+            for key, route in (("camera", camera), ("float_in", floats)):
+                if route:
+                    v[f"{key}_over_best_peer_e2e"] = route["e2e_p50_ms"] / best_e2e["e2e_p50_ms"]
         fp32 = at.get("mnv2deploy tflite")
         if base and fp32:
             v["tflite_int8_over_fp32_e2e"] = base["e2e_p50_ms"] / fp32["e2e_p50_ms"]
@@ -561,6 +575,14 @@ def markdown(doc: dict[str, Any], command: str) -> str:
             parts.append(f"tflite-int8 / best peer end to end ({v['best_peer_e2e']}) = "
                          f"{_met(v['over_best_peer_e2e'], v['peer_goal'])}; model call vs {v['best_peer_call']}: "
                          f"{v['over_best_peer_call']:.3f}")
+        if "float_in_e2e_over_call" in v:
+            parts.append("float32-input tflite-int8 (float stem): end to end / its model call = "
+                         + _met(v["float_in_e2e_over_call"], 1.05))
+        if "float_in_e2e_over_plain_e2e" in v:
+            parts.append(f"its end to end / tflite-int8's = {v['float_in_e2e_over_plain_e2e']:.3f}")
+        for key, what in (("camera", "camera-input"), ("float_in", "float32-input")):
+            if f"{key}_over_best_peer_e2e" in v:
+                parts.append(f"{what} tflite-int8 / best peer end to end = {_met(v[f'{key}_over_best_peer_e2e'], 0.9)}")
         if "tflite_int8_over_fp32_e2e" in v:
             parts.append(f"tflite-int8 / tflite fp32 (end to end) = {v['tflite_int8_over_fp32_e2e']:.3f}")
         parts.append(f"fastest end to end: {v['fastest_e2e']}")
