@@ -36,6 +36,11 @@ HERE = Path(__file__).resolve().parent
 BASELINE = "mnv2deploy tflite-int8"
 CAMERA = "mnv2deploy tflite-int8, camera bytes in"  # the same model exported for camera frames (uint8 NHWC)
 FLOAT_IN = "mnv2deploy tflite-int8, float32 in"  # the same model with its stem in float32, quantizing inside
+CAMERA_FLOAT = "mnv2deploy tflite-int8, camera bytes in, float stem"  # uint8 NHWC bytes, cast, stem in float32
+# Our other tflite-int8 exports of the same model, each against its own call, the plain file and the best peer:
+VARIANTS = (("camera", CAMERA, "camera-input tflite-int8 (full-integer)"),
+            ("camera_float_stem", CAMERA_FLOAT, "camera-input tflite-int8 with a float stem"),
+            ("float_in", FLOAT_IN, "float32-input tflite-int8 (float stem)"))
 
 
 def log(msg: str) -> None:
@@ -162,17 +167,19 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
         routes.append(Route(f"mnv2deploy {t}", kind, paths[t], main_py, prec, f"mnv2deploy export --target {t}",
                             asdict(m.inputs[0]), asdict(m.outputs[0]),
                             options={"session_config": config} if config else {}))
-    camera = export_mnv2deploy("tflite-int8", ref, res, root / "tflite-int8-camera", input_layout="nhwc",
-                               input_dtype="uint8")
-    cm = read_manifest(camera, verify=False)
-    routes.append(Route(CAMERA, "litert", camera, main_py, "int8", "mnv2deploy export --target tflite-int8 --option "
-                        "input-layout=nhwc --option input-dtype=uint8 (end to end: a camera frame's bytes in)",
-                        asdict(cm.inputs[0]), asdict(cm.outputs[0]), options={"camera": True}))
-    float_in = export_mnv2deploy("tflite-int8", ref, res, root / "tflite-int8-float-in", input_dtype="float32")
-    fm = read_manifest(float_in, verify=False)
-    routes.append(Route(FLOAT_IN, "litert", float_in, main_py, "int8", "mnv2deploy export --target tflite-int8 "
-                        "--option input-dtype=float32 (the stem in float32; preprocessed floats in, no edge)",
-                        asdict(fm.inputs[0]), asdict(fm.outputs[0])))
+    for name, folder, options, what, camera in (
+            (CAMERA, "tflite-int8-camera", {"input_layout": "nhwc", "input_dtype": "uint8"},
+             "(end to end: a camera frame's bytes in)", True),
+            (CAMERA_FLOAT, "tflite-int8-camera-float-stem", {"input_layout": "nhwc", "input_dtype": "uint8",
+                                                            "stem": "float32"}, "(end to end: a camera frame's bytes in)",
+             True),
+            (FLOAT_IN, "tflite-int8-float-in", {"input_dtype": "float32"},
+             "(the stem in float32; preprocessed floats in, no edge)", False)):
+        path = export_mnv2deploy("tflite-int8", ref, res, root / folder, **options)
+        vm = read_manifest(path, verify=False)
+        flags = " ".join(f"--option {k.replace('_', '-')}={v}" for k, v in options.items())
+        routes.append(Route(name, "litert", path, main_py, "int8", f"mnv2deploy export --target tflite-int8 {flags} {what}",
+                            asdict(vm.inputs[0]), asdict(vm.outputs[0]), options={"camera": True} if camera else {}))
     routes.append(Route("PyTorch eager", "torch", paths["tflite"], main_py, "fp32", "the reference nn.Module"))
     from mnv2deploy.targets import get_target
 
@@ -391,7 +398,7 @@ def sweep_artifact(width: float, res: int, cache: Path, calib_n: int) -> Path:
     ref = load_reference(spec)
     request = ExportRequest(reference=ref, resolution=res, out_dir=out.parent)
     calib = load_embedded("calib", spec.contract.at_resolution(res), calib_n).images
-    qmodel, quantizer = ti.quantize_pt2e(ref.model, res, calib)
+    qmodel, quantizer, _ = ti.quantize_pt2e(ref.model, res, calib)
     from litert_torch.quantize.quant_config import QuantConfig
 
     tmp = out.with_suffix(".partial.tflite")
@@ -495,16 +502,12 @@ def verdicts(rows: list[dict], cls: str = "avx512_vnni") -> dict[str, Any]:
         if base:
             v["tflite_int8_e2e_over_call"] = base["e2e_p50_ms"] / base["call_p50_ms"]
             v["tflite_int8_e2e_over_call_goal"] = 1.05
-        camera = at.get(CAMERA)
-        if camera:  # an app's camera frame to logits against the camera export's own model call, timed side by side
-            v["camera_e2e_over_call"] = camera["e2e_p50_ms"] / camera["call_p50_ms"]
-            if base:  # the folded stem and padding against the plain export: a different interpreter, so noisier
-                v["camera_call_over_plain_call"] = camera["call_p50_ms"] / base["call_p50_ms"]
-        floats = at.get(FLOAT_IN)
-        if floats:  # the stem in float32 eats the preprocessed image: no edge, and int8's worst layer is float
-            v["float_in_e2e_over_call"] = floats["e2e_p50_ms"] / floats["call_p50_ms"]
+        variants = {key: at[name] for key, name, _ in VARIANTS if name in at}
+        for key, r in variants.items():  # side by side with their own model call and the plain export
+            v[f"{key}_e2e_over_call"] = r["e2e_p50_ms"] / r["call_p50_ms"]
             if base:
-                v["float_in_e2e_over_plain_e2e"] = floats["e2e_p50_ms"] / base["e2e_p50_ms"]
+                v[f"{key}_call_over_plain_call"] = r["call_p50_ms"] / base["call_p50_ms"]
+                v[f"{key}_e2e_over_plain_e2e"] = r["e2e_p50_ms"] / base["e2e_p50_ms"]
         peers = [r for r in at.values() if r["peer"]]
         if base and peers:
             best_e2e = min(peers, key=lambda r: r["e2e_p50_ms"])
@@ -512,15 +515,31 @@ def verdicts(rows: list[dict], cls: str = "avx512_vnni") -> dict[str, Any]:
             v.update({"best_peer_e2e": best_e2e["route"], "over_best_peer_e2e": base["e2e_p50_ms"] / best_e2e["e2e_p50_ms"],
                       "best_peer_call": best_call["route"],
                       "over_best_peer_call": base["call_p50_ms"] / best_call["call_p50_ms"], "peer_goal": 0.9})
-            for key, route in (("camera", camera), ("float_in", floats)):
-                if route:
-                    v[f"{key}_over_best_peer_e2e"] = route["e2e_p50_ms"] / best_e2e["e2e_p50_ms"]
+            for key, r in variants.items():
+                v[f"{key}_over_best_peer_e2e"] = r["e2e_p50_ms"] / best_e2e["e2e_p50_ms"]
         fp32 = at.get("mnv2deploy tflite")
         if base and fp32:
             v["tflite_int8_over_fp32_e2e"] = base["e2e_p50_ms"] / fp32["e2e_p50_ms"]
         v["fastest_e2e"] = min(at.values(), key=lambda r: r["e2e_p50_ms"])["route"]
         out[str(t)] = v
     return out
+
+
+def _variants_table(verdicts: dict[str, Any]) -> list[str]:
+    """Our other tflite-int8 exports (VARIANTS) against their own model call, the plain export and the best peer."""
+    rows = [(t, what, key) for t, v in verdicts.items() for key, _, what in VARIANTS if f"{key}_e2e_over_call" in v]
+    if not rows:
+        return []
+    L = ["", "Our tflite-int8 exports side by side (goals: end to end / own call <= 1.05, / best peer <= 0.9):", "",
+         "| export | threads | end to end / its model call | its call / full-integer call | "
+         "end to end / full-integer end to end | end to end / best peer end to end |", "|---|---|---|---|---|---|"]
+    for t, what, key in rows:
+        v = verdicts[t]
+        cell = lambda k: f"{v[k]:.3f}" if k in v else "-"  # noqa: E731
+        L.append(f"| {what} | {t} | {_met(v[f'{key}_e2e_over_call'], 1.05)} | {cell(f'{key}_call_over_plain_call')} | "
+                 f"{cell(f'{key}_e2e_over_plain_e2e')} | "
+                 + (_met(v[f"{key}_over_best_peer_e2e"], 0.9) if f"{key}_over_best_peer_e2e" in v else "-") + " |")
+    return L
 
 
 def _met(value: float, goal: float) -> str:
@@ -566,27 +585,15 @@ def markdown(doc: dict[str, Any], command: str) -> str:
         if "tflite_int8_e2e_over_call" in v:
             parts.append("tflite-int8 end to end / model call = "
                          + _met(v["tflite_int8_e2e_over_call"], v["tflite_int8_e2e_over_call_goal"]))
-        if "camera_e2e_over_call" in v:
-            parts.append("camera-input tflite-int8: frame end to end / its model call = "
-                         + _met(v["camera_e2e_over_call"], 1.05))
-        if "camera_call_over_plain_call" in v:
-            parts.append(f"its model call / tflite-int8's = {v['camera_call_over_plain_call']:.3f}")
         if "over_best_peer_e2e" in v:
             parts.append(f"tflite-int8 / best peer end to end ({v['best_peer_e2e']}) = "
                          f"{_met(v['over_best_peer_e2e'], v['peer_goal'])}; model call vs {v['best_peer_call']}: "
                          f"{v['over_best_peer_call']:.3f}")
-        if "float_in_e2e_over_call" in v:
-            parts.append("float32-input tflite-int8 (float stem): end to end / its model call = "
-                         + _met(v["float_in_e2e_over_call"], 1.05))
-        if "float_in_e2e_over_plain_e2e" in v:
-            parts.append(f"its end to end / tflite-int8's = {v['float_in_e2e_over_plain_e2e']:.3f}")
-        for key, what in (("camera", "camera-input"), ("float_in", "float32-input")):
-            if f"{key}_over_best_peer_e2e" in v:
-                parts.append(f"{what} tflite-int8 / best peer end to end = {_met(v[f'{key}_over_best_peer_e2e'], 0.9)}")
         if "tflite_int8_over_fp32_e2e" in v:
             parts.append(f"tflite-int8 / tflite fp32 (end to end) = {v['tflite_int8_over_fp32_e2e']:.3f}")
         parts.append(f"fastest end to end: {v['fastest_e2e']}")
         L.append(f"- {t} thread{'s' if t != '1' else ''}: " + "; ".join(parts) + ".")
+    L += _variants_table(doc["verdicts"])
     sw = doc.get("sweep") or []
     if sw:
         fit = doc["sweep_fit"]

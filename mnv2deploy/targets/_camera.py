@@ -137,15 +137,19 @@ def camera_model(model: Any, contract: InputContract, resolution: int, nhwc: boo
     return CameraInput().eval(), torch.zeros(shape, dtype=torch.uint8 if uint8 and not quantized else torch.float32)
 
 
-def camera_batch(images: np.ndarray, contract: InputContract, nhwc: bool, uint8: bool) -> np.ndarray:
-    """Preprocessed NCHW float32 images as a quantized camera model takes them: bytes as float ``byte - 128``."""
+def camera_batch(images: np.ndarray, contract: InputContract, nhwc: bool, uint8: bool,
+                 centred: bool = True) -> np.ndarray:
+    """Preprocessed NCHW float32 images as a quantized camera model takes them: bytes as float ``byte - 128``
+    (``centred``, a full-integer model's input) or as uint8 (a model that casts them itself)."""
     from ..runtimes.edges import to_pixels
 
-    x = to_pixels(images, {"mean": list(contract.mean), "std": list(contract.std)}) - INT8_OFFSET if uint8 else images
-    return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if nhwc else x, dtype=np.float32)
+    x = to_pixels(images, {"mean": list(contract.mean), "std": list(contract.std)}) if uint8 else images
+    x = x - INT8_OFFSET if uint8 and centred else x
+    dtype = np.uint8 if uint8 and not centred else np.float32
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1) if nhwc else x, dtype=dtype)
 
 
-def from_preprocessed(camera: Any, contract: InputContract, nhwc: bool, uint8: bool) -> Any:
+def from_preprocessed(camera: Any, contract: InputContract, nhwc: bool, uint8: bool, centred: bool = True) -> Any:
     """A quantized ``camera`` model called on preprocessed NCHW float32 images, as parity's quantized references
     are (``camera_batch`` inside the graph)."""
     import torch
@@ -160,8 +164,9 @@ def from_preprocessed(camera: Any, contract: InputContract, nhwc: bool, uint8: b
             self.camera = camera
 
         def forward(self, x: Any) -> Any:
-            if uint8:  # the exact bytes preprocessing started from (runtimes/edges.to_pixels), centred
-                x = torch.clamp(torch.round((x * std + mean) * 255), 0, 255) - INT8_OFFSET
+            if uint8:  # the exact bytes preprocessing started from (runtimes/edges.to_pixels)
+                x = torch.clamp(torch.round((x * std + mean) * 255), 0, 255)
+                x = x - INT8_OFFSET if centred else x.to(torch.uint8)
             return self.camera(x.permute(0, 2, 3, 1) if nhwc else x)
 
     wrapper = FromPreprocessed()

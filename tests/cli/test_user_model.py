@@ -280,27 +280,37 @@ def test_int8_camera_bytes_in_logits_out(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["latency_ms"]["count"] == 3
 
 
+FLOAT_STEM_EXPORTS = {  # tflite-int8 exports whose stem runs in float32: options, (dtype, layout, shape) of the input
+    "float32": (["input-dtype=float32"], ("float32", "NCHW", (1, 3, 32, 32))),
+    "camera-uint8": (["input-layout=nhwc", "input-dtype=uint8", "stem=float32"], ("uint8", "NHWC", (1, 32, 32, 3))),
+}
+
+
 @pytest.mark.slow
-def test_int8_float_input_keeps_only_the_stem_in_float(tmp_path, capsys):
-    """tflite-int8 with ``input-dtype=float32`` (issue 16): preprocessed floats in, the stem conv in float32, one
-    QUANTIZE after it, every other conv int8. Parity feeds it floats as they are and passes against fp32 torch
-    (0.984 at 32x32, measured) and against the quantized torch model rebuilt from the manifest; bench runs it."""
+@pytest.mark.parametrize("kind", FLOAT_STEM_EXPORTS)
+def test_int8_float_stem_keeps_only_the_stem_in_float(kind, tmp_path, capsys):
+    """tflite-int8 with its stem in float32 (issue 16): preprocessed floats, or camera bytes as uint8, in; the stem
+    conv in float32, one QUANTIZE after it, every other conv int8. Parity feeds it what it takes and passes
+    against fp32 torch (0.984 for both at 32x32, measured) and against the quantized torch model rebuilt from the
+    manifest; bench runs it. Combinations that make no sense are usage errors."""
     from ai_edge_litert.interpreter import Interpreter
 
-    out = tmp_path / "float8"
+    options, expected_input = FLOAT_STEM_EXPORTS[kind]
+    out = tmp_path / kind
     assert main(["export", "-t", "tflite-int8", "-o", str(out), "--resolution", "32",
-                 "--option", "input-dtype=float32"]) == 0
+                 *[a for o in options for a in ("--option", o)]]) == 0
     art = out / "mobilenet_v2-1.0-32.int8.tflite"
     m = read_manifest(art)
     first = m.inputs[0]
-    assert (first.dtype, first.layout, first.shape, first.scale) == ("float32", "NCHW", (1, 3, 32, 32), None)
-    assert m.outputs[0].dtype == "int8" and m.export_options["input_dtype"] == "float32"
+    assert (first.dtype, first.layout, first.shape) == expected_input and first.scale is None
+    assert (first.pixels is not None) == (kind == "camera-uint8")
+    assert m.outputs[0].dtype == "int8" and m.export_options["stem"] == "float32"
     interpreter = Interpreter(str(art))
-    tensors = interpreter.get_tensor_details()
-    convs = [(op["op_name"], tensors[op["inputs"][1]]["dtype"]) for op in interpreter._get_ops_details()
+    tensors, ops = interpreter.get_tensor_details(), interpreter._get_ops_details()
+    convs = [(op["op_name"], tensors[op["inputs"][1]]["dtype"]) for op in ops
              if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
     assert convs[0] == ("CONV_2D", np.float32) and {d for _, d in convs[1:]} == {np.int8}
-    assert [op["op_name"] for op in interpreter._get_ops_details()].count("QUANTIZE") == 1
+    assert [op["op_name"] for op in ops].count("QUANTIZE") == 1
     code, r, err = parity(capsys, art)
     assert code == 0 and r["samples"] == 500 and r["top1_agreement"] >= 0.98, err
     fidelity = r["conversion_fidelity"]
@@ -308,3 +318,10 @@ def test_int8_float_input_keeps_only_the_stem_in_float(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", str(art), "--runs", "3", "--warmup", "1", "--json", "--out", str(out / "bench")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["latency_ms"]["count"] == 3
+    if kind == "float32":
+        for bad, says in ((["input-dtype=float32", "stem=int8"], "a float32 input goes with a float32 stem"),
+                          (["stem=float32"], "an int8 input cannot feed a float32 stem")):
+            assert main(["export", "-t", "tflite-int8", "-o", str(out / "bad"), "--resolution", "32",
+                         *[a for o in bad for a in ("--option", o)]]) == 2
+            assert says in capsys.readouterr().err
+            assert not (out / "bad").exists() or not list((out / "bad").iterdir())
