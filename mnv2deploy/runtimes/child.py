@@ -51,6 +51,9 @@ def _exit_hint(code: int | None) -> str:
     if code == -signal.SIGKILL:  # nothing in the runtime sends SIGKILL: the OOM killer or a person did
         return ("SIGKILL usually means the machine ran out of memory (the kernel's OOM killer); "
                 "use fewer --samples or a smaller --batch, or stop other work")
+    if code is not None and code > 0:  # Python exited, no native crash: most often the child failed to start
+        return ('a script that calls mnv2deploy needs an `if __name__ == "__main__":` guard (runtimes run in a '
+                "spawned process that imports it again); if it has one, re-export the artifact")
     return "the artifact is probably corrupt or truncated; re-export it"
 
 

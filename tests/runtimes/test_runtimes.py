@@ -187,10 +187,13 @@ def test_a_child_that_dies_starting_is_reported_not_waited_for(tmp_path):
     from pathlib import Path
 
     script = tmp_path / "no_guard.py"
-    script.write_text("import numpy as np\nfrom mnv2deploy.runtimes.child import call_in_child\n"
-                      "print(call_in_child(np.sum, np.zeros((500, 3, 32, 32), np.float32)))\n")
+    script.write_text("import sys\nimport numpy as np\nfrom mnv2deploy.errors import Mnv2Error\n"
+                      "from mnv2deploy.runtimes.child import call_in_child\n"
+                      "try:\n    print(call_in_child(np.sum, np.zeros((500, 3, 32, 32), np.float32)))\n"
+                      "except Mnv2Error as e:\n    sys.exit(e.one_line())\n")
     repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
                           cwd=tmp_path)
     assert proc.returncode != 0 and "exited with code 1 without a result" in proc.stderr, proc.stderr[-500:]
+    assert '`if __name__ == "__main__":` guard' in proc.stderr  # the hint says what to do, not "corrupt artifact"
