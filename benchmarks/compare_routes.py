@@ -38,9 +38,12 @@ CAMERA = "mnv2deploy tflite-int8, camera bytes in"  # the same model exported fo
 FLOAT_IN = "mnv2deploy tflite-int8, float32 in"  # the same model with its stem in float32, quantizing inside
 CAMERA_FLOAT = "mnv2deploy tflite-int8, camera bytes in, float stem"  # uint8 NHWC bytes, cast, stem in float32
 # Our other tflite-int8 exports of the same model, each against its own call, the plain file and the best peer:
-VARIANTS = (("camera", CAMERA, "camera-input tflite-int8 (full-integer)"),
-            ("camera_float_stem", CAMERA_FLOAT, "camera-input tflite-int8 with a float stem"),
-            ("float_in", FLOAT_IN, "float32-input tflite-int8 (float stem)"))
+# (verdict key, route, label in the ratios table, export options; camera routes are fed a frame's bytes)
+VARIANTS = (("camera", CAMERA, "camera-input tflite-int8 (full-integer)",
+             {"input_layout": "nhwc", "input_dtype": "uint8"}),
+            ("camera_float_stem", CAMERA_FLOAT, "camera-input tflite-int8 with a float stem",
+             {"input_layout": "nhwc", "input_dtype": "uint8", "stem": "float32"}),
+            ("float_in", FLOAT_IN, "float32-input tflite-int8 (float stem)", {"input_dtype": "float32"}))
 
 
 def log(msg: str) -> None:
@@ -167,17 +170,12 @@ def build_routes(args: argparse.Namespace, cache: Path) -> tuple[list[Route], di
         routes.append(Route(f"mnv2deploy {t}", kind, paths[t], main_py, prec, f"mnv2deploy export --target {t}",
                             asdict(m.inputs[0]), asdict(m.outputs[0]),
                             options={"session_config": config} if config else {}))
-    for name, folder, options, what, camera in (
-            (CAMERA, "tflite-int8-camera", {"input_layout": "nhwc", "input_dtype": "uint8"},
-             "(end to end: a camera frame's bytes in)", True),
-            (CAMERA_FLOAT, "tflite-int8-camera-float-stem", {"input_layout": "nhwc", "input_dtype": "uint8",
-                                                            "stem": "float32"}, "(end to end: a camera frame's bytes in)",
-             True),
-            (FLOAT_IN, "tflite-int8-float-in", {"input_dtype": "float32"},
-             "(the stem in float32; preprocessed floats in, no edge)", False)):
-        path = export_mnv2deploy("tflite-int8", ref, res, root / folder, **options)
+    for key, name, _, options in VARIANTS:
+        camera = options.get("input_dtype") == "uint8"
+        path = export_mnv2deploy("tflite-int8", ref, res, root / f"tflite-int8-{key.replace('_', '-')}", **options)
         vm = read_manifest(path, verify=False)
         flags = " ".join(f"--option {k.replace('_', '-')}={v}" for k, v in options.items())
+        what = "(end to end: a camera frame's bytes in)" if camera else "(the stem in float32; preprocessed floats in, no edge)"
         routes.append(Route(name, "litert", path, main_py, "int8", f"mnv2deploy export --target tflite-int8 {flags} {what}",
                             asdict(vm.inputs[0]), asdict(vm.outputs[0]), options={"camera": True} if camera else {}))
     routes.append(Route("PyTorch eager", "torch", paths["tflite"], main_py, "fp32", "the reference nn.Module"))
@@ -502,7 +500,7 @@ def verdicts(rows: list[dict], cls: str = "avx512_vnni") -> dict[str, Any]:
         if base:
             v["tflite_int8_e2e_over_call"] = base["e2e_p50_ms"] / base["call_p50_ms"]
             v["tflite_int8_e2e_over_call_goal"] = 1.05
-        variants = {key: at[name] for key, name, _ in VARIANTS if name in at}
+        variants = {key: at[name] for key, name, _, _ in VARIANTS if name in at}
         for key, r in variants.items():  # side by side with their own model call and the plain export
             v[f"{key}_e2e_over_call"] = r["e2e_p50_ms"] / r["call_p50_ms"]
             if base:
@@ -527,7 +525,7 @@ def verdicts(rows: list[dict], cls: str = "avx512_vnni") -> dict[str, Any]:
 
 def _variants_table(verdicts: dict[str, Any]) -> list[str]:
     """Our other tflite-int8 exports (VARIANTS) against their own model call, the plain export and the best peer."""
-    rows = [(t, what, key) for t, v in verdicts.items() for key, _, what in VARIANTS if f"{key}_e2e_over_call" in v]
+    rows = [(t, what, key) for t, v in verdicts.items() for key, _, what, _ in VARIANTS if f"{key}_e2e_over_call" in v]
     if not rows:
         return []
     L = ["", "Our tflite-int8 exports side by side (goals: end to end / own call <= 1.05, / best peer <= 0.9):", "",

@@ -76,7 +76,7 @@ class Int8Input:
         options = manifest.export_options
         nhwc, _ = recorded_options(options)
         dtype = options.get("input_dtype", "int8")
-        return cls(nhwc, dtype, options.get("stem") == "float32" or dtype == "float32")
+        return cls(nhwc, dtype, options.get("stem") == "float32")
 
     def record(self) -> dict[str, str]:
         return {**camera_record(self.nhwc, self.camera, self.dtype), "stem": "float32" if self.float_stem else "int8"}
