@@ -18,6 +18,7 @@ from .base import ExportRequest
 
 QREF_SUFFIX = ".qref.npz"
 STEM = re.compile(r"(^|\.)features\.0(\.|$)")  # the stem's module path, inside a wrapper or not
+SPLIT_STEM = re.compile(r"(^|\.)features\.0\.expand(\.|$)")  # a split model's: block 1's expansion (split.py)
 
 
 def without_dropout(model: Any) -> Any:
@@ -77,8 +78,9 @@ def _unchanged(x: Any) -> Any:
 
 
 def float_stem(quantizer: Any) -> Any:
-    """``quantizer`` made to leave the stem (``features.0``: conv, batch norm, ReLU6) unannotated, so it stays
-    float32 and the graph quantizes the stem's output for the first block instead of quantizing the input.
+    """``quantizer`` made to leave the stem (conv, batch norm, ReLU6) and everything before it (a camera input's
+    cast and normalization) unannotated, so they stay float32 and the graph quantizes the stem's output for the
+    first block instead of quantizing the input.
 
     Why: with 3 input channels the stem is int8's worst layer on XNNPACK (x86 AVX2: 11% of the int8 model's time
     for 4% of its MACs, each 3-channel tap padded to 8), and a float stem takes the preprocessed image as it is,
@@ -87,13 +89,33 @@ def float_stem(quantizer: Any) -> Any:
 
     def annotate_after_stem(model: Any) -> Any:
         model = annotate(model)
-        for node in model.graph.nodes:
-            if any(STEM.search(path) for path, _ in node.meta.get("nn_module_stack", {}).values()):
-                node.meta.pop("quantization_annotation", None)
+        for node in _with_ancestors(stem_nodes(model.graph)):
+            node.meta.pop("quantization_annotation", None)
         return model
 
     quantizer.annotate = annotate_after_stem  # an instance attribute: prepare_pt2e calls quantizer.annotate(model)
     return quantizer
+
+
+def stem_nodes(graph: Any) -> list[Any]:
+    """The nodes of the stem: ``features.0``, or in a split model (whose ``features.0`` is the stem fused with the
+    first block, split.py) only its expansion groups."""
+    def paths(node: Any) -> list[str]:
+        return [path for path, _ in node.meta.get("nn_module_stack", {}).values()]
+
+    split = any(SPLIT_STEM.search(p) for n in graph.nodes for p in paths(n))
+    pattern = SPLIT_STEM if split else STEM
+    return [n for n in graph.nodes if any(pattern.search(p) for p in paths(n))]
+
+
+def _with_ancestors(nodes: list[Any]) -> set[Any]:
+    """``nodes`` and every node they are computed from."""
+    seen, frontier = set(nodes), list(nodes)
+    while frontier:
+        fresh = [i for i in frontier.pop().all_input_nodes if i not in seen]
+        seen.update(fresh)
+        frontier += fresh
+    return seen
 
 
 def input_observer(prepared: Any) -> Any:
