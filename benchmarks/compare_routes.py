@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -637,17 +638,21 @@ def with_class_result(json_path: Path, doc: dict, key: str) -> dict:
 
 
 def write_host_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker: str) -> None:
-    """A result that holds on its host class only (``doc["machine"]``'s): the block between
-    ``<!-- {marker}:{class}:start -->`` and ``<!-- {marker}:{class}:end -->`` in ``md_path`` (appended if the class
-    has none yet) and that class's key in the JSON, other classes' blocks and results kept."""
+    """A result that holds on its host class only (``doc["machine"]``'s, or ``doc["host"]``'s): the block between
+    ``<!-- {marker}:{class}:start -->`` and ``<!-- {marker}:{class}:end -->`` in ``md_path`` and that class's key in
+    the JSON, other classes' blocks and results kept. A class measured for the first time gets its block, under a
+    heading, after the marker's last block (appended if it has none)."""
     from mnv2deploy.fileio import write_json_atomic, write_text_atomic
 
-    cls = host_class(doc["machine"])
+    cls = host_class(doc.get("machine") or doc["host"])
     start, end = f"<!-- {marker}:{cls}:start -->", f"<!-- {marker}:{cls}:end -->"
     block = f"{start}\n{text}{end}"
     old = md_path.read_text() if md_path.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
     if start in old and end in old:
         new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
+    elif re.search(rf"<!-- {marker}:\w+:end -->", old):
+        cut = max(m.end() for m in re.finditer(rf"<!-- {marker}:\w+:end -->", old))
+        new = old[:cut] + f"\n\n### {HOST_TITLES[cls]}\n\n{block}" + old[cut:]
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     write_text_atomic(md_path, new)

@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -31,9 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from compare_routes import HOST_TITLES, host_class, with_class_result  # noqa: E402  (one definition of the host classes)
+from compare_routes import write_host_docs  # noqa: E402  (one definition of the host classes and their blocks)
 
-from mnv2deploy.fileio import write_json_atomic  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 JSON = ROOT / "docs" / "speed.json"  # one result per host class, beside DOC's blocks
@@ -135,22 +133,6 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(section: str, cls: str) -> None:
-    """Between this host class's markers (one block per class, as compare_routes: machines are never mixed);
-    a class measured for the first time gets its block after the last one."""
-    text = DOC.read_text()
-    begin, end = f"<!-- speed:{cls}:begin -->", f"<!-- speed:{cls}:end -->"
-    if begin not in text:
-        last = text.rfind(":end -->", 0, text.find("## `mnv2deploy bench`"))
-        if "<!-- speed:" not in text or last < 0:
-            raise SystemExit(f"{DOC} has no <!-- speed:CLASS:begin --> marker")
-        cut = text.index("\n", last) + 1
-        text = text[:cut] + f"\n### {HOST_TITLES[cls]}\n\n{begin}\n{end}\n" + text[cut:]
-    new = re.sub(f"({re.escape(begin)}\n).*?({re.escape(end)})", lambda m: m[1] + section + "\n\n" + m[2], text,
-                 flags=re.S)
-    DOC.write_text(new)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3, help="repeats of export (run and make test: 1)")
@@ -189,9 +171,7 @@ def main() -> int:
     section = render(report)
     print(section)
     if not args.no_doc and not args.smoke:
-        cls = host_class(report["host"])
-        write_doc(section, cls)
-        write_json_atomic(JSON, with_class_result(JSON, report, cls))
+        write_host_docs(DOC, JSON, report, section + "\n\n", "speed")
     return 0
 
 

@@ -41,14 +41,24 @@ def test_a_run_replaces_only_its_own_host_class(tmp_path):
     assert saved == {"avx512_vnni": {"machine": VNNI, "rows": [1]}, "avx2": {"machine": AVX2, "rows": [2]}}
 
 
-def test_a_class_without_markers_is_appended(tmp_path):
+def test_a_class_measured_first_gets_a_block_after_the_last_one(tmp_path):
     md, js = tmp_path / "b.md", tmp_path / "b.json"
-    md.write_text(DOC)
+    md.write_text(DOC + "\n## The next section\n")
     compare_routes.write_host_docs(md, js, {"machine": {"simd": ["avx2", "avx_vnni"]}}, "avx-vnni table\n", "demo")
     text = md.read_text()
-    assert text.rstrip().endswith("<!-- demo:avx_vnni:start -->\navx-vnni table\n<!-- demo:avx_vnni:end -->")
-    assert "old avx2 table" in text and "old vnni table" in text
+    block = "### AVX-VNNI host (no AVX-512)\n\n<!-- demo:avx_vnni:start -->\navx-vnni table\n<!-- demo:avx_vnni:end -->"
+    assert block in text and text.index("old avx2 table") < text.index(block) < text.index("## The next section")
+    assert "old vnni table" in text
     assert list(json.loads(js.read_text())) == ["avx_vnni"]
+
+
+def test_a_marker_without_blocks_is_appended_and_speed_reports_name_their_host(tmp_path):
+    md, js = tmp_path / "b.md", tmp_path / "b.json"
+    md.write_text(DOC)
+    compare_routes.write_host_docs(md, js, {"host": AVX2, "results": {}}, "speed table\n", "speed")  # speed.py's
+    text = md.read_text()
+    assert text.rstrip().endswith("<!-- speed:avx2:start -->\nspeed table\n<!-- speed:avx2:end -->")
+    assert "old avx2 table" in text and list(json.loads(js.read_text())) == ["avx2"]
 
 
 def test_speed_results_are_kept_per_class_too(tmp_path):
