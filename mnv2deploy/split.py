@@ -72,11 +72,14 @@ class GroupedBottleneck(nn.Module):
             self.project.append(_conv(wp[:, sl], bp if i == 0 else None, project))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        acc = x if self.residual else None
+        # The partial projections are summed first and the residual added last, as the plain block adds it: int8
+        # then quantizes one intermediate with the projection's own range instead of x + part_1's (logit SQNR at
+        # 32x32, K=2/3/4/6: 25.5/25.4/25.0/24.8 -> 25.6/25.9/25.5/25.7 dB); the same number of adds either way.
+        acc = None
         for expand, depthwise, project in zip(self.expand, self.depthwise, self.project):
             part = project(depthwise(expand(x)))
             acc = part if acc is None else acc + part
-        return acc
+        return acc + x if self.residual else acc
 
 
 def _split_block(block: InvertedResidual, k: int) -> GroupedBottleneck:

@@ -70,6 +70,17 @@ def test_structure_partitions_every_inner_tensor():
     assert split_blocks(model, 1) is model
 
 
+def test_the_residual_is_added_after_the_partial_sums():
+    """As the plain block adds it: int8 then quantizes the partial sums with the projection's own range (logit SQNR
+    +0.1 to +0.9 dB at K=2-6 against adding x to the first partial; docs/memory.md)."""
+    model = _randomize_bn(MobileNetV2(1.0, 10))
+    block = next(m for m in split_blocks(model, 3).features if isinstance(m, GroupedBottleneck) and m.residual)
+    graph = torch.fx.symbolic_trace(block).graph
+    x = next(n for n in graph.nodes if n.op == "placeholder")
+    adds = [n for n in graph.nodes if n.op == "call_function" and "add" in str(n.target)]
+    assert len(adds) == 3 and [x in a.args for a in adds] == [False, False, True]
+
+
 def test_group_sizes():
     assert group_sizes(96, 4) == [24] * 4
     assert group_sizes(10, 3) == [4, 3, 3]
