@@ -648,11 +648,11 @@ def write_host_docs(md_path: Path, json_path: Path, doc: dict, text: str, marker
     start, end = f"<!-- {marker}:{cls}:start -->", f"<!-- {marker}:{cls}:end -->"
     block = f"{start}\n{text}{end}"
     old = md_path.read_text() if md_path.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
+    ends = [m.end() for m in re.finditer(rf"<!-- {marker}:\w+:end -->", old)]  # other classes' blocks, in order
     if start in old and end in old:
         new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
-    elif re.search(rf"<!-- {marker}:\w+:end -->", old):
-        cut = max(m.end() for m in re.finditer(rf"<!-- {marker}:\w+:end -->", old))
-        new = old[:cut] + f"\n\n### {HOST_TITLES[cls]}\n\n{block}" + old[cut:]
+    elif ends:
+        new = old[:ends[-1]] + f"\n\n### {HOST_TITLES[cls]}\n\n{block}" + old[ends[-1]:]
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     write_text_atomic(md_path, new)
